@@ -1,0 +1,268 @@
+"""The bridge: conversations → Voiceflow turns → a renderer.
+
+Adapters call :class:`Bridge` with a :class:`ConversationKey` and a renderer for the place the
+conversation lives in. The bridge maps the key to a Voiceflow ``userID`` (with a generation,
+SPEC §4), launches new or ended conversations first, runs turns one at a time per
+conversation and concurrently across conversations, keeps per-conversation no-reply timers,
+and resolves stored buttons and stop controls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from core.admission import Admission
+from core.config import Settings
+from core.platform import ButtonRef, Renderer
+from core.relay import TurnRelay, TurnResult
+from core.store import Store, open_store
+from core.traces import Button
+from core.voiceflow import VoiceflowClient
+
+__all__ = ["Bridge", "ConversationKey", "PressedButton", "open_bridge"]
+
+log = logging.getLogger(__name__)
+
+MAX_USER_ID_CHARS = 128
+LAUNCH: dict[str, Any] = {"type": "launch"}
+NO_REPLY: dict[str, Any] = {"type": "no-reply"}
+
+
+@dataclass(frozen=True)
+class ConversationKey:
+    platform: str
+    workspace: str
+    place: str
+    user: str
+
+    @classmethod
+    def scoped(
+        cls, scope: str, *, platform: str, workspace: str, place: str, user: str
+    ) -> ConversationKey:
+        """Apply ``CONVERSATION_SCOPE``: which parts of a message's origin make a conversation."""
+        if scope == "user":
+            return cls(platform, workspace, "", user)
+        if scope == "channel_user":
+            return cls(platform, workspace, place, user)
+        return cls(platform, workspace, place, "")
+
+    @property
+    def id(self) -> str:
+        """The store key; ``|`` occurs in no Discord or Slack id (Slack threads use ``:``)."""
+        return "|".join((self.platform, self.workspace, self.place, self.user))
+
+    def user_id(self, generation: int) -> str:
+        """The Voiceflow userID: readable when it fits, hashed when long; never a ``/``."""
+        readable = f"{self.id}|g{generation}".replace("/", "_")
+        if len(readable) <= MAX_USER_ID_CHARS:
+            return readable
+        digest = hashlib.sha256(self.id.encode()).hexdigest()[:40]
+        return f"{self.platform}|{digest}|g{generation}"
+
+
+@dataclass(frozen=True)
+class PressedButton:
+    key: ConversationKey
+    button: Button
+
+
+class Bridge:
+    def __init__(self, settings: Settings, client: VoiceflowClient, store: Store) -> None:
+        self._settings = settings
+        self._client = client
+        self._store = store
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._keys: dict[str, ConversationKey] = {}
+        self._relays: dict[str, TurnRelay] = {}
+        self._no_reply: dict[str, asyncio.Task[None]] = {}
+        self._admission = Admission(settings.user_rate_limit_per_minute)
+        self.turns_started = 0
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    # -- turns ---------------------------------------------------------------------------
+    async def handle_message(
+        self, key: ConversationKey, text: str, renderer: Renderer, *, author: str = ""
+    ) -> None:
+        """Run the user's text as a turn (after ``launch`` if the conversation is new/ended).
+
+        ``author`` (default: the key's user) is who the per-user rate limit counts. Refused
+        input (too fast, too long, empty) gets a notice and never reaches Voiceflow.
+        """
+        who = f"{key.platform}|{key.workspace}|{author or key.user or key.place}"
+        verdict = self._admission.check(who, text)
+        if verdict.text is None:
+            if verdict.reply is not None:
+                await renderer.send_notice(verdict.reply)
+            return
+        payload = {"type": "text", "payload": verdict.text}
+        await self._turn(key, payload, renderer, launch_first=True)
+
+    async def launch(self, key: ConversationKey, renderer: Renderer) -> None:
+        """Start the conversation if it is new or ended (a greeting without user text)."""
+        await self._turn(key, None, renderer, launch_first=True)
+
+    async def lookup_button(self, button_id: str) -> PressedButton | None:
+        stored = await self._store.button(button_id)
+        if stored is None:
+            return None
+        key = self._keys.get(stored.conversation) or _parse_key(stored.conversation)
+        return PressedButton(key, stored.button)
+
+    async def handle_button(self, pressed: PressedButton, renderer: Renderer) -> None:
+        """Send a clicked button's request to Voiceflow verbatim."""
+        await self._turn(pressed.key, pressed.button.request, renderer, launch_first=False)
+
+    async def reset(self, key: ConversationKey) -> None:
+        """New Voiceflow userID for the conversation; the old state is deleted (best effort)."""
+        self._cancel_no_reply(key.id)
+        async with self._lock(key):
+            old = await self._store.rotate(key.id)
+        if old is not None:
+            await self._client.delete_state(key.user_id(old.generation))
+        log.info("conversation %s reset", key.id)
+
+    def stop(self, stop_id: str) -> bool:
+        """Stop the turn whose streamed message carries ``stop_id``; False if none runs."""
+        relay = self._relays.get(stop_id)
+        if relay is None:
+            return False
+        relay.stop()
+        return True
+
+    async def aclose(self) -> None:
+        for task in self._no_reply.values():
+            task.cancel()
+        await asyncio.gather(*self._no_reply.values(), return_exceptions=True)
+        self._no_reply.clear()
+
+    # -- internals -------------------------------------------------------------------------
+    def _lock(self, key: ConversationKey) -> asyncio.Lock:
+        self._keys[key.id] = key
+        return self._locks.setdefault(key.id, asyncio.Lock())
+
+    async def _turn(
+        self,
+        key: ConversationKey,
+        action: dict[str, Any] | None,
+        renderer: Renderer,
+        *,
+        launch_first: bool,
+    ) -> None:
+        self._cancel_no_reply(key.id)
+        async with self._lock(key):
+            conversation = await self._store.conversation(key.id)
+            fresh = conversation is None or conversation.ended
+            conversation = await self._store.begin(key.id)
+            user_id = key.user_id(conversation.generation)
+            result = None
+            if fresh and launch_first:
+                result = await self._run(key, user_id, LAUNCH, renderer)
+            if action is not None and not (result and (result.error or result.ended)):
+                result = await self._run(key, user_id, action, renderer)
+            if result is not None:
+                await self._after(key, result, renderer)
+
+    async def _run(
+        self, key: ConversationKey, user_id: str, action: dict[str, Any], renderer: Renderer
+    ) -> TurnResult:
+        stop_id = secrets.token_hex(6)
+        relay = TurnRelay(
+            renderer,
+            lambda buttons: self._save_buttons(key, buttons),
+            stop_id=stop_id,
+            stream_static_text=self._settings.stream_static_text,
+        )
+        self._relays[stop_id] = relay
+        self.turns_started += 1
+        started = time.monotonic()
+        try:
+            result = await relay.run(self._client.interact(user_id, action))
+        finally:
+            del self._relays[stop_id]
+        log.info(
+            "turn %s action=%s outcome=%s in %.2fs",
+            key.id,
+            action.get("type"),
+            result.outcome.value,
+            time.monotonic() - started,
+        )
+        return result
+
+    async def _after(self, key: ConversationKey, result: TurnResult, renderer: Renderer) -> None:
+        if result.ended:
+            await self._store.set_ended(key.id, True)
+        elif result.no_reply_timeout_s is not None:
+            self._no_reply[key.id] = asyncio.create_task(
+                self._no_reply_after(key, result.no_reply_timeout_s, renderer),
+                name=f"no-reply {key.id}",
+            )
+
+    async def _no_reply_after(self, key: ConversationKey, timeout_s: float, r: Renderer) -> None:
+        await asyncio.sleep(timeout_s)
+        self._no_reply.pop(key.id, None)
+        await self._turn(key, NO_REPLY, r, launch_first=False)
+
+    def _cancel_no_reply(self, key_id: str) -> None:
+        task = self._no_reply.pop(key_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _save_buttons(
+        self, key: ConversationKey, buttons: Sequence[Button]
+    ) -> list[ButtonRef]:
+        refs = [ButtonRef(secrets.token_hex(8), b) for b in buttons]
+        if refs:
+            await self._store.save_buttons(key.id, [(r.id, r.button) for r in refs])
+        return refs
+
+
+def _parse_key(key_id: str) -> ConversationKey:
+    platform, workspace, place, user = key_id.split("|", 3)
+    return ConversationKey(platform, workspace, place, user)
+
+
+@asynccontextmanager
+async def open_bridge(settings: Settings) -> AsyncIterator[Bridge]:
+    """Open the store and the Voiceflow client (the in-process simulator when no key is set)."""
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(await _voiceflow_client(settings, stack))
+        store = await stack.enter_async_context(open_store(settings.state_url))
+        bridge = Bridge(settings, client, store)
+        try:
+            yield bridge
+        finally:
+            await bridge.aclose()
+
+
+async def _voiceflow_client(settings: Settings, stack: AsyncExitStack) -> VoiceflowClient:
+    if settings.voiceflow_api_key is not None and settings.voiceflow_project_id is not None:
+        return VoiceflowClient(
+            base_url=settings.voiceflow_api_url,
+            api_key=settings.voiceflow_api_key,
+            project_id=settings.voiceflow_project_id,
+            environment=settings.voiceflow_environment,
+        )
+    from core.config import Secret
+    from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+
+    simulator = await stack.enter_async_context(Simulator())
+    log.info(
+        "no VOICEFLOW_API_KEY set: using the built-in Voiceflow simulator at %s", simulator.url
+    )
+    return VoiceflowClient(
+        base_url=simulator.url,
+        api_key=Secret(SIMULATOR_API_KEY),
+        project_id=SIMULATOR_PROJECT_ID,
+        environment=settings.voiceflow_environment,
+    )

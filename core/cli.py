@@ -1,0 +1,153 @@
+"""`vf-bridge` (also `python -m core`): run, chat, simulator, check (SPEC §3.2).
+
+The only place that reads the environment: ``os.environ`` first, then ``.env`` in the working
+directory. Adapters are imported by name only when their platform is configured, so `core`
+stays free of platform libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from core.config import ConfigErrors, Settings, load_settings
+from core.errors import VoiceflowError
+from core.logs import setup_logging
+
+__all__ = ["main"]
+
+log = logging.getLogger("vf-bridge")
+
+EXIT_CONFIG = 2
+EXIT_CHECK_FAILED = 1
+
+
+def read_environment(env_file: Path = Path(".env")) -> dict[str, str]:
+    """The process environment over the values of ``.env`` (environment wins)."""
+    merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    merged.update(os.environ)
+    return merged
+
+
+def _settings(env: Mapping[str, str]) -> Settings | None:
+    try:
+        return load_settings(env)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(f"config error: {error}", file=sys.stderr)
+        return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vf-bridge", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start every configured platform (none: terminal chat)")
+    sub.add_parser("chat", help="talk to the agent in this terminal")
+    sim = sub.add_parser("simulator", help="serve the Voiceflow API simulation")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=3978)
+    sim.add_argument("--script", type=Path, default=None)
+    sub.add_parser("check", help="validate configuration and reach each service")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(read_environment())
+    if settings is None:
+        return EXIT_CONFIG
+    setup_logging(settings.log_level, settings.secrets())
+    commands: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
+        "run": lambda: _run(settings),
+        "chat": lambda: _chat(settings),
+        "simulator": lambda: _simulator(args.host, args.port, args.script),
+        "check": lambda: _check(settings),
+    }
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(commands[args.command]())
+    return 130
+
+
+async def _chat(settings: Settings) -> int:
+    from bots.console import run_chat
+    from core.bridge import open_bridge
+
+    if settings.log_level == "INFO":  # operator chatter would interleave with the conversation
+        logging.getLogger().setLevel(logging.WARNING)
+
+    async with open_bridge(settings) as bridge:
+        return await run_chat(bridge)
+
+
+async def _run(settings: Settings) -> int:
+    from core.bridge import open_bridge
+
+    runners = []
+    if settings.discord_enabled:
+        runners.append(_adapter("discord").run_discord)
+    if settings.slack_enabled:
+        runners.append(_adapter("slack").run_slack)
+    if not runners:
+        print("No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat.")
+        return await _chat(settings)
+    async with open_bridge(settings) as bridge, asyncio.TaskGroup() as group:
+        for runner in runners:
+            group.create_task(runner(settings, bridge))
+    return 0
+
+
+async def _simulator(host: str, port: int, script: Path | None) -> int:
+    from core.simulator import serve_simulator
+
+    await serve_simulator(host, port, script)
+    return 0
+
+
+async def _check(settings: Settings) -> int:
+    problems = await _check_voiceflow(settings)
+    if settings.discord_enabled:
+        problems += await _adapter("discord").check_discord(settings)
+    if settings.slack_enabled:
+        problems += await _adapter("slack").check_slack(settings)
+    for problem in problems:
+        print(f"problem: {problem}")
+    if not problems:
+        print("ok: configuration is valid and every configured service answered")
+    return EXIT_CHECK_FAILED if problems else 0
+
+
+async def _check_voiceflow(settings: Settings) -> list[str]:
+    if settings.voiceflow_api_key is None or settings.voiceflow_project_id is None:
+        print("ok: no VOICEFLOW_API_KEY set; the built-in simulator will be used")
+        return []
+    from core.voiceflow import VoiceflowClient
+
+    client = VoiceflowClient(
+        base_url=settings.voiceflow_api_url,
+        api_key=settings.voiceflow_api_key,
+        project_id=settings.voiceflow_project_id,
+        environment=settings.voiceflow_environment,
+        max_retries=0,
+    )
+    try:
+        await client.check()
+    except VoiceflowError as exc:
+        return [str(exc)]
+    finally:
+        await client.aclose()
+    print("ok: Voiceflow answered and accepted the key")
+    return []
+
+
+def _adapter(name: str) -> Any:
+    return importlib.import_module(f"bots.{name}")

@@ -1,0 +1,242 @@
+"""Settings: read once from the environment (then `.env`), frozen, passed down.
+
+Nothing below the CLI reads ``os.environ``. Every problem is a :class:`ConfigError` that names
+its variable; :func:`load_settings` collects all of them so `vf-bridge check` can print one line
+each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from core.errors import ConfigError
+
+__all__ = ["ConfigErrors", "Secret", "Settings", "load_settings"]
+
+DEFAULT_VOICEFLOW_API_URL = "https://general-runtime.voiceflow.com"
+DEFAULT_DISCORD_API_URL = "https://discord.com/api/v10"
+DEFAULT_DISCORD_GATEWAY_URL = "wss://gateway.discord.gg"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_STATE_URL = "sqlite:///vf-bridge.db"
+
+# `VF.DM.<24 hex>.<secret>`: the secret's length varies, so only prefix and parts are checked.
+_VOICEFLOW_KEY = re.compile(r"^VF\.DM\.[0-9a-fA-F]{24}\.[A-Za-z0-9_\-]+$")
+_PROJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+
+Scope = Literal["channel", "user", "channel_user"]
+StreamUnit = Literal["word", "sentence"]
+
+
+class Secret:
+    """A credential whose ``repr``/``str`` never shows the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    voiceflow_api_key: Secret | None = None
+    voiceflow_project_id: str | None = None
+    voiceflow_environment: str = "production"
+    voiceflow_api_url: str = DEFAULT_VOICEFLOW_API_URL
+    discord_token: Secret | None = None
+    discord_api_url: str = DEFAULT_DISCORD_API_URL
+    discord_gateway_url: str = DEFAULT_DISCORD_GATEWAY_URL
+    slack_bot_token: Secret | None = None
+    slack_app_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    slack_port: int = 3000
+    state_url: str = DEFAULT_STATE_URL
+    conversation_scope: Scope = "channel"
+    stream_unit: StreamUnit = "word"
+    stream_static_text: bool = False
+    log_level: str = "INFO"
+    allowed_guilds: frozenset[str] = field(default_factory=frozenset)
+    allowed_channels: frozenset[str] = field(default_factory=frozenset)
+    allowed_workspaces: frozenset[str] = field(default_factory=frozenset)
+    user_rate_limit_per_minute: int = 10
+
+    @property
+    def uses_simulator(self) -> bool:
+        return self.voiceflow_api_key is None
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_token is not None
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for redaction and leak tests."""
+        found = (
+            self.voiceflow_api_key,
+            self.discord_token,
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+        )
+        return [s.reveal() for s in found if s is not None]
+
+
+class ConfigErrors(Exception):
+    """All configuration problems found at once; each names its variable."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.errors: list[ConfigError] = []
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or default
+
+    def secret(self, name: str) -> Secret | None:
+        value = self.text(name)
+        return Secret(value) if value else None
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        value = self.text(name, default) or default
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            self.fail(name, f"must be a {'/'.join(schemes)} URL, got {value!r}")
+            return default
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = (self.text(name, default) or default).lower()
+        if value not in allowed:
+            self.fail(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+            return default
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.fail(name, f"must be a whole number, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self.fail(name, f"must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.fail(name, f"must be true or false, got {raw!r}")
+        return default
+
+    def id_set(self, name: str) -> frozenset[str]:
+        raw = self.text(name) or ""
+        return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+    def fail(self, name: str, problem: str) -> None:
+        self.errors.append(ConfigError(name, problem))
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from ``env``; raise :class:`ConfigErrors` listing every problem."""
+    r = _Reader(env)
+    key = r.secret("VOICEFLOW_API_KEY")
+    project = r.text("VOICEFLOW_PROJECT_ID")
+    if key is not None and not _VOICEFLOW_KEY.match(key.reveal()):
+        r.fail("VOICEFLOW_API_KEY", "must be a Dialog Manager key shaped VF.DM.<24 hex>.<secret>")
+    if key is not None and project is None:
+        r.fail("VOICEFLOW_PROJECT_ID", "is required when VOICEFLOW_API_KEY is set")
+    if project is not None and not _PROJECT_ID.match(project):
+        r.fail("VOICEFLOW_PROJECT_ID", "must be the 24-hex project id from Agent Settings")
+    slack_bot = r.secret("SLACK_BOT_TOKEN")
+    slack_app = r.secret("SLACK_APP_TOKEN")
+    signing = r.secret("SLACK_SIGNING_SECRET")
+    _check_slack(r, slack_bot, slack_app, signing)
+    discord = r.secret("DISCORD_TOKEN")
+    if discord is not None and discord.reveal().count(".") != 2:
+        r.fail("DISCORD_TOKEN", "does not look like a bot token (three dot-separated parts)")
+    settings = Settings(
+        voiceflow_api_key=key,
+        voiceflow_project_id=project,
+        voiceflow_environment=r.text("VOICEFLOW_ENVIRONMENT", "production") or "production",
+        voiceflow_api_url=r.url("VOICEFLOW_API_URL", DEFAULT_VOICEFLOW_API_URL, ("http", "https")),
+        discord_token=discord,
+        discord_api_url=r.url("DISCORD_API_URL", DEFAULT_DISCORD_API_URL, ("http", "https")),
+        discord_gateway_url=r.url(
+            "DISCORD_GATEWAY_URL", DEFAULT_DISCORD_GATEWAY_URL, ("ws", "wss")
+        ),
+        slack_bot_token=slack_bot,
+        slack_app_token=slack_app,
+        slack_signing_secret=signing,
+        slack_api_url=r.url("SLACK_API_URL", DEFAULT_SLACK_API_URL, ("http", "https")),
+        slack_port=r.integer("SLACK_PORT", 3000, 1, 65535),
+        state_url=_state_url(r),
+        conversation_scope=r.choice(  # type: ignore[arg-type]
+            "CONVERSATION_SCOPE", "channel", ("channel", "user", "channel_user")
+        ),
+        stream_unit=r.choice("STREAM_UNIT", "word", ("word", "sentence")),  # type: ignore[arg-type]
+        stream_static_text=r.flag("STREAM_STATIC_TEXT", False),
+        log_level=r.choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper(),
+        allowed_guilds=r.id_set("DISCORD_ALLOWED_GUILDS"),
+        allowed_channels=r.id_set("ALLOWED_CHANNELS"),
+        allowed_workspaces=r.id_set("SLACK_ALLOWED_WORKSPACES"),
+        user_rate_limit_per_minute=r.integer("USER_RATE_LIMIT_PER_MINUTE", 10, 1, 10_000),
+    )
+    if r.errors:
+        raise ConfigErrors(r.errors)
+    return settings
+
+
+def _check_slack(
+    r: _Reader, bot: Secret | None, app: Secret | None, signing: Secret | None
+) -> None:
+    if bot is not None and not bot.reveal().startswith("xoxb-"):
+        r.fail("SLACK_BOT_TOKEN", "must be a bot token starting with xoxb-")
+    if app is not None and not app.reveal().startswith("xapp-"):
+        r.fail("SLACK_APP_TOKEN", "must be an app-level token starting with xapp-")
+    if bot is not None and app is None and signing is None:
+        r.fail("SLACK_SIGNING_SECRET", "is required for HTTP mode (or set SLACK_APP_TOKEN)")
+    if bot is None and (app is not None or signing is not None):
+        r.fail("SLACK_BOT_TOKEN", "is required when SLACK_APP_TOKEN or SLACK_SIGNING_SECRET is set")
+
+
+def _state_url(r: _Reader) -> str:
+    value = r.text("STATE_URL", DEFAULT_STATE_URL) or DEFAULT_STATE_URL
+    if not (value.startswith("sqlite:///") or value.startswith(("redis://", "rediss://"))):
+        r.fail("STATE_URL", f"must be sqlite:///PATH or redis://HOST, got {value!r}")
+        return DEFAULT_STATE_URL
+    return value

@@ -1,0 +1,453 @@
+"""Markdown-aware splitting and interim rendering of a streamed answer (SPEC §5).
+
+:func:`split_text` cuts an answer into parts that fit one platform message each. Every body is
+an exact slice of the source; the only additions are a fence reopened at the start of a part
+(``prefix``) and a fence closed at its end (``suffix``). Invariants:
+
+* ``"".join(p.body for p in parts) == text`` and ``len(p.rendered) <= max_chars``;
+* **stable under streaming**: every part but the last is final. The decision for a part reads
+  only ``text[:pos + window + 1]``, which has always arrived when the remainder does not fit, and
+  a line counts as a fence opener/closer only once its line break is inside that window;
+* the last part is cut only when it no longer fits, tested by a measure that never shrinks as
+  text is appended (``FENCE_RESERVE_CHARS`` is kept free as soon as a fence may be involved).
+
+:func:`interim_text` renders the still-growing tail for an interim edit: a half-typed word (or
+sentence) waits, half-typed mentions/links/fence markers are held back, and open fences and
+inline markers are closed, adding at most ``INTERIM_DECORATION_MAX_CHARS``.
+
+Block structure (fences, the last paragraph) comes from markdown-it-py, parsed once per call.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+from markdown_it import MarkdownIt
+
+__all__ = [
+    "FENCE_RESERVE_CHARS",
+    "INTERIM_DECORATION_MAX_CHARS",
+    "MIN_MAX_CHARS",
+    "Part",
+    "find_open_fence",
+    "interim_text",
+    "split_text",
+]
+
+#: Upper bound of what :func:`interim_text` appends (closing fence or inline markers).
+INTERIM_DECORATION_MAX_CHARS = 12
+#: Room kept for a closing fence once a part may involve one ("\n" + indent + marker).
+FENCE_RESERVE_CHARS = 12
+#: Smallest ``max_chars`` :func:`split_text` accepts (a reopened fence must leave room).
+MIN_MAX_CHARS = 64
+#: A lower-ranked boundary wins when the best-ranked one would fill less than this share.
+MIN_FILL_RATIO = 0.5
+
+_FENCE, _PARAGRAPH, _LINE, _SENTENCE, _WORD = 4, 3, 2, 1, 0
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_SPACE_RUN = re.compile(r"[ \t\n\r\f\v]+")
+_SENTENCE_END = ".!?"
+_QUOTE_CLOSERS = ")]\"'”’*_`"
+# A line whose first marks are a fence marker (after container marks); never split inside it.
+_FENCE_LIKE = re.compile(r"[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+[ \t>]*)*(?:`{3,}|~{3,})")
+_GLUE_AFTER = re.compile("[\u200d\u20e3\ufe00-\ufe0f\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]")
+_REGIONAL = re.compile("[\U0001f1e6-\U0001f1ff]")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One message's worth of an answer: ``body`` is a slice of the source text."""
+
+    body: str
+    prefix: str = ""
+    suffix: str = ""
+
+    @property
+    def rendered(self) -> str:
+        return self.prefix + self.body + self.suffix
+
+
+@dataclass(frozen=True)
+class _Fence:
+    open_at: int  # start of the opener line
+    body_at: int  # start of the line after the opener
+    close_at: int | None  # start of the closer line; None while unclosed
+    end_at: int  # start of the line after the fence
+    indent: str  # container marks before the marker, list markers blanked ("> ", "   ")
+    markup: str  # "```", "~~~~", ...
+    info: str  # info string as written, stripped
+
+    @property
+    def closer(self) -> str:
+        return self.indent + self.markup
+
+
+@cache
+def _parser() -> MarkdownIt:
+    # Block structure only: inline parsing would cost most of the time and is not needed.
+    return MarkdownIt("commonmark").disable("inline")
+
+
+def _line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
+
+
+def _md_line_count(text: str, starts: list[int]) -> int:
+    """Lines as markdown-it counts them (a final line break opens no new line)."""
+    return bisect.bisect_left(starts, len(text)) if text else 0
+
+
+def _fences(text: str, starts: list[int]) -> list[_Fence]:
+    fences: list[_Fence] = []
+    for tok in _parser().parse(text):
+        if tok.type != "fence" or tok.map is None:
+            continue
+        first, last = tok.map
+        line_end = starts[first + 1] if first + 1 < len(starts) else len(text)
+        line = text[starts[first] : line_end].rstrip("\r\n")
+        at = line.find(tok.markup)
+        content_lines = tok.content.count("\n") + (not tok.content.endswith("\n"))
+        if not tok.content:
+            content_lines = 0
+        is_closed = last - first - 1 - content_lines == 1
+        fences.append(
+            _Fence(
+                open_at=starts[first],
+                body_at=line_end,
+                close_at=starts[last - 1] if is_closed else None,
+                end_at=starts[last] if last < len(starts) else len(text),
+                indent=re.sub(r"[^ \t>]", " ", line[:at]),
+                markup=tok.markup,
+                info=line[at + len(tok.markup) :].strip(),
+            )
+        )
+    return fences
+
+
+def _open_fence_at_end(text: str) -> _Fence | None:
+    starts = _line_starts(text)
+    fences = _fences(text, starts)
+    if not fences:
+        return None
+    last = fences[-1]
+    if last.close_at is None and not text[last.end_at :].strip():
+        return last
+    return None
+
+
+def find_open_fence(text: str) -> str | None:
+    """Info string ("" when bare) of a code fence still open at the end of ``text``, else None."""
+    fence = _open_fence_at_end(text)
+    return None if fence is None else fence.info
+
+
+# --------------------------------------------------------------------------- split_text
+
+
+class _Splitter:
+    """One pass over ``text``; fences are parsed once and looked up by offset."""
+
+    def __init__(self, text: str, max_chars: int) -> None:
+        self.text = text
+        self.max_chars = max_chars
+        self.starts = _line_starts(text)
+        self.fences = _fences(text, self.starts)
+        self.body_starts = [f.body_at for f in self.fences]
+        self.openers = {f.open_at: f for f in self.fences}
+        self.closed_ends = {f.end_at: f for f in self.fences if f.close_at is not None}
+
+    def split(self) -> list[Part]:
+        parts: list[Part] = []
+        pos, fence = 0, None
+        while pos < len(self.text):
+            prefix = self._reopen(fence)
+            if self._fits(pos, prefix):
+                parts.append(Part(self.text[pos:], prefix, self._last_suffix(pos, fence, prefix)))
+                break
+            end, fence = self._choose(pos, prefix)
+            parts.append(Part(self.text[pos:end], prefix, self._suffix(end, fence)))
+            pos = end
+        return parts
+
+    def _reopen(self, fence: _Fence | None) -> str:
+        if fence is None:
+            return ""
+        full = f"{fence.closer}{fence.info}\n"
+        return full if len(full) <= self.max_chars // 4 else fence.closer + "\n"
+
+    def _fits(self, pos: int, prefix: str) -> bool:
+        # Monotone under appending: the reserve, once due, stays due.
+        text = self.text
+        fenceish = bool(prefix) or text.find("```", pos) >= 0 or text.find("~~~", pos) >= 0
+        reserve = FENCE_RESERVE_CHARS if fenceish else 0
+        return len(prefix) + len(text) - pos + reserve <= self.max_chars
+
+    def _last_suffix(self, pos: int, fence: _Fence | None, prefix: str) -> str:
+        tail = _open_fence_at_end(self.text)
+        if tail is None or (tail.open_at < pos and fence is None):
+            return ""
+        suffix = self._suffix(len(self.text), tail)
+        fits = len(prefix) + len(self.text) - pos + len(suffix) <= self.max_chars
+        return suffix if fits else ""
+
+    def _suffix(self, end: int, fence: _Fence | None) -> str:
+        if fence is None:
+            return ""
+        return fence.closer if self.text[end - 1] in "\r\n" else "\n" + fence.closer
+
+    def _inside(self, s: int, lim: int) -> _Fence | None:
+        """The fence whose code ``s`` lies in, as seen from ``text[:lim]`` alone."""
+        i = bisect.bisect_right(self.body_starts, s) - 1
+        if i < 0:
+            return None
+        f = self.fences[i]
+        line = bisect.bisect_right(self.starts, s) - 1
+        line_start = self.starts[line]
+        is_terminated = line + 1 < len(self.starts) and self.starts[line + 1] < lim
+        if is_terminated:
+            inside = s <= f.close_at if f.close_at is not None else s < f.end_at
+        else:  # the line may still become a closer: it continues the state before it
+            inside = (f.close_at if f.close_at is not None else f.end_at) >= line_start
+        return f if inside else None
+
+    def _choose(self, pos: int, prefix: str) -> tuple[int, _Fence | None]:
+        window = self.max_chars - len(prefix) - FENCE_RESERVE_CHARS
+        lim = pos + window + 1  # text[:lim] has arrived whenever the remainder does not fit
+        best: dict[int, int] = {}
+        open_before: _Fence | None = None
+        for m in _SPACE_RUN.finditer(self.text, pos, lim):
+            if m.start() == pos or m.end() >= lim:
+                continue
+            found = self._candidate(m.start(), m.end(), lim)
+            if found is None:
+                continue
+            cls, s = found
+            fence = self._inside(s, lim)
+            if fence is not None and not self._fits_inside(pos, prefix, s, fence, lim):
+                continue
+            best[cls] = s
+            if cls == _FENCE:
+                opened = self.openers.get(s)
+                is_open = opened is not None and not opened.end_at < lim
+                open_before = opened if is_open else None
+        if open_before is not None and best.get(_FENCE) == open_before.open_at:
+            return open_before.open_at, None  # the window ends inside it: keep it whole
+        chosen = self._pick(best, pos, window)
+        if chosen is None:
+            return self._hard_cut(pos, prefix, lim)
+        return chosen, self._inside(chosen, lim)
+
+    def _fits_inside(self, pos: int, prefix: str, s: int, fence: _Fence, lim: int) -> bool:
+        if s == fence.body_at or (s == fence.close_at and fence.end_at < lim):
+            return False  # an empty reopened block, or a closer split from its fence
+        return len(prefix) + s - pos + len(self._suffix(s, fence)) <= self.max_chars
+
+    def _candidate(self, a: int, b: int, lim: int) -> tuple[int, int] | None:
+        text = self.text
+        run = text[a:b]
+        breaks = run.count("\n") + run.count("\r") - run.count("\r\n")
+        if breaks == 0:
+            line_start = self.starts[bisect.bisect_right(self.starts, a) - 1]
+            if _FENCE_LIKE.match(text, line_start, a):
+                return None
+            if self._inside(b, lim) is not None:
+                return _WORD, b
+            ends = text[a - 1] in _SENTENCE_END or (
+                a >= 2 and text[a - 1] in _QUOTE_CLOSERS and text[a - 2] in _SENTENCE_END
+            )
+            return (_SENTENCE if ends else _WORD), b
+        line_at = a + max(run.rfind("\n"), run.rfind("\r")) + 1
+        opened = self.openers.get(line_at)
+        if opened is not None and opened.body_at < lim:
+            return _FENCE, line_at
+        first_break = _LINE_BREAK.search(text, a, b)
+        if first_break is not None and first_break.end() in self.closed_ends:
+            return _FENCE, b
+        cls = _PARAGRAPH if breaks >= 2 else _LINE
+        # Code keeps its indentation; prose moves the whitespace to the earlier part.
+        keeps_indent = self._inside(line_at, lim) is not None or text[b] in "`~"
+        return cls, (line_at if keeps_indent else b)
+
+    @staticmethod
+    def _pick(best: dict[int, int], pos: int, window: int) -> int | None:
+        for cls in (_FENCE, _PARAGRAPH, _LINE, _SENTENCE, _WORD):
+            if cls in best and best[cls] - pos >= MIN_FILL_RATIO * window:
+                return best[cls]
+        return best[max(best)] if best else None
+
+    def _hard_cut(self, pos: int, prefix: str, lim: int) -> tuple[int, _Fence | None]:
+        s = lim - 1
+        fence = self._inside(s, lim)
+        if fence is not None:
+            s = min(s, pos + self.max_chars - len(prefix) - len(fence.closer) - 1)
+        for _ in range(32):
+            if s <= pos + 1 or not _is_glued(self.text, s):
+                break
+            s -= 1
+        return s, self._inside(s, lim)
+
+
+def _is_glued(text: str, s: int) -> bool:
+    """Whether cutting before ``text[s]`` would break a character sequence."""
+    before, after = text[s - 1], text[s]
+    if before == "\r" and after == "\n":
+        return True
+    if "\ud800" <= before <= "\udbff" and "\udc00" <= after <= "\udfff":
+        return True
+    if before == "\u200d" or _GLUE_AFTER.match(after) or unicodedata.combining(after):
+        return True
+    if _REGIONAL.match(before) and _REGIONAL.match(after):
+        run = 0
+        while s - run - 1 >= 0 and _REGIONAL.match(text[s - run - 1]):
+            run += 1
+        return run % 2 == 1  # flags are pairs of regional indicators
+    return False
+
+
+def split_text(text: str, max_chars: int) -> list[Part]:
+    """Split ``text`` into parts whose ``rendered`` length is at most ``max_chars``.
+
+    Boundaries, best first: before a code fence opens or after it closes, paragraph, line,
+    sentence, word, then a hard cut that keeps "\\r\\n", surrogate pairs and emoji sequences
+    whole. A better-ranked boundary yields to a lower one when it would fill less than
+    ``MIN_FILL_RATIO`` of the message (except before a fence that would otherwise be split).
+    Whitespace at a boundary ends the earlier part, except line indentation inside code.
+    All parts but the last are final: appending text never changes them.
+    Raises ValueError when ``max_chars < MIN_MAX_CHARS``.
+    """
+    if max_chars < MIN_MAX_CHARS:
+        raise ValueError(f"max_chars must be at least {MIN_MAX_CHARS}, got {max_chars}")
+    return _Splitter(text, max_chars).split()
+
+
+# --------------------------------------------------------------------------- interim_text
+
+_SENTENCE_CUT = re.compile(r"[.!?][)\]\"'”’*_~`|]*(?=\s|\Z)|\r\n|\r|\n")
+_HALF_FENCE_LINE = re.compile(r"(?:\A|(?<=[\r\n]))[ \t>]*(?:`{1,2}|~{1,2})\Z")
+_HALF_TOKEN = re.compile(
+    r"<[^<>\s|]*(?:\|[^<>\r\n]*)?\Z"  # Discord <@1 <#1 <:e:1 <a:, Slack <! <http...|label
+    r"|!?\[[^\[\]\r\n]{0,200}(?:\](?:\([^()\s]*)?)?\Z"  # [label  [label]  [label](http...
+)
+
+
+def interim_text(text: str, *, unit: Literal["word", "sentence"] = "word") -> str:
+    """What to show of a still-growing tail: a markdown-safe prefix of ``text``.
+
+    Cuts back to the last word boundary (``unit="word"``) or sentence end (``"sentence"``),
+    holds back half-typed mentions, links and fence markers, then closes an open code fence or
+    unclosed inline markers (``**``, ``__``, ``~~``, ``||``, ``*``, ``_``, inline code) of the
+    last paragraph. Appends at most ``INTERIM_DECORATION_MAX_CHARS`` characters.
+    """
+    cut = _cut_to_boundary(text, unit)
+    half_fence = _HALF_FENCE_LINE.search(cut)
+    if half_fence is not None:
+        cut = cut[: half_fence.start()]
+    fence = _open_fence_at_end(cut)
+    if fence is not None:
+        closer = fence.closer if cut.endswith(("\n", "\r")) else "\n" + fence.closer
+        if len(closer) <= INTERIM_DECORATION_MAX_CHARS:
+            return cut + closer
+        return cut[: fence.open_at]
+    return _balance_last_paragraph(cut)
+
+
+def _cut_to_boundary(text: str, unit: Literal["word", "sentence"]) -> str:
+    if unit == "sentence":
+        ends = [m.end() for m in _SENTENCE_CUT.finditer(text)]
+        return text[: ends[-1]] if ends else ""
+    if not text or _SPACE_RUN.match(text, len(text) - 1):
+        return text
+    runs = [m.end() for m in _SPACE_RUN.finditer(text)]
+    return text[: runs[-1]] if runs else ""
+
+
+def _balance_last_paragraph(cut: str) -> str:
+    start = _last_paragraph_start(cut)
+    if start is None:
+        return cut
+    for _ in range(8):  # each hold-back shortens the text; a few rounds always suffice
+        m = _HALF_TOKEN.search(cut, start)
+        if m is None or _open_markers(cut[start : m.start()], in_code_only=True):
+            break
+        cut = cut[: m.start()]
+    body = cut[start:].rstrip()
+    markers = _open_markers(body)
+    is_trimmed = False
+    while markers and not body[markers[-1][1] + len(markers[-1][0]) :].strip():
+        body = body[: markers.pop()[1]].rstrip()  # a dangling opener waits instead
+        is_trimmed = True
+    if not markers:
+        return cut[:start] + body if is_trimmed else cut
+    closing = "".join(marker for marker, _ in reversed(markers))
+    if len(closing) > INTERIM_DECORATION_MAX_CHARS:
+        return cut[: start + markers[0][1]]
+    return cut[:start] + body + closing
+
+
+def _last_paragraph_start(cut: str) -> int | None:
+    """Offset of the block with inline content that reaches the end of ``cut``, if any."""
+    stripped = cut.rstrip()
+    if not stripped:
+        return None
+    starts = _line_starts(stripped)
+    inline = [t for t in _parser().parse(stripped) if t.type == "inline" and t.map]
+    if not inline or inline[-1].map is None:
+        return None
+    first, last = inline[-1].map
+    return starts[first] if last >= _md_line_count(stripped, starts) else None
+
+
+def _open_markers(s: str, *, in_code_only: bool = False) -> list[tuple[str, int]]:
+    """Unclosed inline markers of ``s`` as (marker, offset), innermost last."""
+    stack: list[tuple[str, int]] = []
+    code: tuple[str, int] | None = None
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if ch == "\\" and code is None:
+            i += 2
+            continue
+        if ch not in "`*_~|":
+            i += 1
+            continue
+        j = i
+        while j < len(s) and s[j] == ch:
+            j += 1
+        run = s[i:j]
+        if ch == "`":
+            if code is None:
+                code = (run, i)
+            elif code[0] == run:
+                code = None
+        elif code is None:
+            _toggle(stack, s, i, j)
+        i = j
+    if in_code_only:
+        return [code] if code else []
+    return [*stack, code] if code else stack
+
+
+def _toggle(stack: list[tuple[str, int]], s: str, i: int, j: int) -> None:
+    run = s[i:j]
+    before = s[i - 1] if i > 0 else " "
+    after = s[j] if j < len(s) else " "
+    can_open = not after.isspace()
+    can_close = not before.isspace()
+    if run[0] == "_":  # intraword underscores are never emphasis
+        can_open = can_open and not before.isalnum()
+        can_close = can_close and not after.isalnum()
+    if run[0] in "*_":
+        markers = {1: [run], 2: [run], 3: [run[0], run[:2]]}.get(len(run), [])
+    else:
+        markers = [run] if len(run) == 2 else []  # ~~strike~~, ||spoiler||
+    for marker in markers:
+        open_at = next((k for k, (m, _) in enumerate(stack) if m == marker), None)
+        if can_close and open_at is not None:
+            del stack[open_at]
+        elif can_open:
+            stack.append((marker, i))

@@ -1,0 +1,310 @@
+"""PacedMessage: a streamed answer on an edit-based platform (Discord, Slack fallback).
+
+Reading the Voiceflow stream never waits on the platform: :meth:`PacedMessage.append` only
+stores text and wakes a pump task that owns every request of this message. Invariants:
+
+* one request in flight per message — the pump is the only writer;
+* latest wins — the text is read when a budget slot is granted, not when it arrived, so
+  interim states that could not be shown in time are skipped, never queued;
+* a slot is kept for the final edit (:class:`~core.budget.RateBudget` ``reserve``);
+* the final state is exact: the source text, split into parts by
+  :func:`core.markdown.split_text` (every part but the last is frozen as soon as the next one
+  starts, so continuation messages never change afterwards), plus the outcome's note;
+* nothing is lost or doubled: a deleted message gets its part posted anew; when edits keep
+  failing, only the text not yet visible is posted as new messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Literal
+
+from core.budget import RateBudget
+from core.errors import (
+    MessageGoneError,
+    MessageTooLongError,
+    PlatformError,
+    PlatformRateLimitedError,
+)
+from core.markdown import Part, find_open_fence, interim_text, split_text
+from core.platform import Journal, MessageWriter, Outcome
+
+__all__ = ["CURSOR", "HEADROOM_CHARS", "PacedMessage", "split_limit"]
+
+log = logging.getLogger(__name__)
+
+CURSOR = " ▌"
+PLACEHOLDER = "▌"
+#: Characters kept free in every part for the cursor, interim markdown closers and the note.
+HEADROOM_CHARS = 48
+#: Consecutive failed interim edits after which the remainder goes out as new messages.
+MAX_FAILED_EDITS = 3
+FINAL_ATTEMPTS = 4
+RETRY_DELAY_S = 0.5
+
+
+def split_limit(max_chars: int) -> int:
+    """The part size used for splitting a message of ``max_chars`` (tests reuse it)."""
+    return max_chars - HEADROOM_CHARS
+
+
+class PacedMessage:
+    """A streamed message; implements :class:`core.platform.StreamedMessage`."""
+
+    def __init__(
+        self,
+        writer: MessageWriter,
+        *,
+        edit_budget: RateBudget,
+        post_budget: RateBudget,
+        stop_id: str | None,
+        unit: Literal["word", "sentence"] = "word",
+        cursor: str = CURSOR,
+        journal: Journal | None = None,
+    ) -> None:
+        self._writer = writer
+        self._journal = journal
+        self._edit_budget = edit_budget
+        self._post_budget = post_budget
+        self._stop_id = stop_id
+        self._unit = unit
+        self._cursor = cursor
+        self._limit = split_limit(writer.max_chars)
+        self._chunks: list[str] = []
+        self._frozen = 0  # source chars finalized in earlier messages
+        self._current: str | None = None  # id of the message holding the growing part
+        self._shown = ""  # what the current message shows now
+        self._visible_upto = 0  # source offset confirmed visible to the user
+        self._failed_edits = 0
+        self._edits_broken = False
+        self._outcome: Outcome | None = None
+        self._wake = asyncio.Event()
+        self.posts = 0
+        self.edits = 0
+        self.message_ids: list[str] = []
+        #: (monotonic time, source chars visible) after every successful write.
+        self.timeline: list[tuple[float, int]] = []
+        self._task = asyncio.create_task(self._pump(), name="paced-message")
+
+    # -- StreamedMessage ---------------------------------------------------------------
+    def append(self, text: str) -> None:
+        if text and self._outcome is None:
+            self._chunks.append(text)
+            self._wake.set()
+
+    async def finish(self, outcome: Outcome = Outcome.COMPLETE) -> None:
+        if self._outcome is None:
+            self._outcome = outcome
+            self._wake.set()
+        # Shielded: a stop that cancels the turn must still leave a clean final message.
+        await asyncio.shield(self._task)
+
+    @property
+    def text(self) -> str:
+        """Everything appended so far."""
+        if len(self._chunks) > 1:
+            self._chunks[:] = ["".join(self._chunks)]
+        return self._chunks[0] if self._chunks else ""
+
+    # -- the pump --------------------------------------------------------------------
+    async def _pump(self) -> None:
+        try:
+            await self._post_placeholder()
+            while self._outcome is None:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._outcome is None and not self._edits_broken:
+                    await self._interim()
+            await self._finalize(self._outcome)
+        except Exception:  # the pump must never die silently with text unshown
+            log.exception("streamed message failed; posting what remains")
+            await self._post_remainder(self._outcome or Outcome.INTERRUPTED)
+
+    async def _post_placeholder(self) -> None:
+        await self._post_budget.acquire(final=True)
+        try:
+            self._current = await self._post(PLACEHOLDER, stop_id=self._stop_id)
+            self._shown = PLACEHOLDER
+        except PlatformError as exc:
+            log.warning("could not post the placeholder: %s", exc)
+            self._edits_broken = True
+
+    async def _interim(self) -> None:
+        if self._current is None or self._interim_view() == self._shown:
+            return
+        await self._edit_budget.acquire()
+        if self._outcome is not None:  # the final edit takes over with the latest text
+            self._edit_budget.refund()
+            return
+        await self._roll_over_full_parts()
+        view = self._interim_view()
+        if view == self._shown or self._current is None:
+            self._edit_budget.refund()
+            return
+        await self._try_interim_edit(view)
+
+    async def _try_interim_edit(self, view: str) -> None:
+        assert self._current is not None
+        try:
+            await self._edit(self._current, view, stop_id=self._stop_id)
+            self._failed_edits = 0
+        except MessageGoneError:
+            await self._repost_current()
+        except PlatformRateLimitedError as exc:
+            self._edit_budget.block_for(exc.retry_after)
+            self._wake.set()
+        except PlatformError as exc:
+            self._failed_edits += 1
+            log.warning("interim edit failed (%d in a row): %s", self._failed_edits, exc)
+            self._edits_broken = self._failed_edits >= MAX_FAILED_EDITS
+
+    def _parts(self) -> list[Part]:
+        return split_text(self.text[self._frozen :], self._limit)
+
+    def _interim_view(self) -> str:
+        parts = self._parts()
+        if not parts:
+            return self._shown or PLACEHOLDER
+        tail = parts[-1]
+        view = interim_text(tail.prefix + tail.body, unit=self._unit)
+        if not view.strip():
+            return PLACEHOLDER if len(parts) == 1 else self._shown
+        return view + self._cursor
+
+    async def _roll_over_full_parts(self) -> None:
+        """Freeze every full part into its message and open the next one."""
+        parts = self._parts()
+        while len(parts) > 1 and self._current is not None:
+            done = parts.pop(0)
+            await self._write_final(self._current, done.rendered)
+            self._frozen += len(done.body)
+            self._visible_upto = self._frozen
+            nxt = parts[0]
+            await self._post_budget.acquire(final=True)
+            view = interim_text(nxt.prefix + nxt.body, unit=self._unit) + self._cursor
+            self._current = await self._post(view, stop_id=self._stop_id)
+            self._shown = view
+
+    async def _repost_current(self) -> None:
+        """The message was deleted: post its part anew and carry on streaming there."""
+        log.info("streamed message was deleted; posting the rest anew")
+        await self._post_budget.acquire(final=True)
+        try:
+            self._current = await self._post(self._interim_view(), stop_id=self._stop_id)
+            self._shown = self._interim_view()
+        except PlatformError as exc:
+            log.warning("could not repost the deleted message: %s", exc)
+            self._current = None
+            self._edits_broken = True
+
+    # -- final -----------------------------------------------------------------------
+    async def _finalize(self, outcome: Outcome) -> None:
+        if self._edits_broken or self._current is None:
+            await self._post_remainder(outcome)
+            return
+        parts = self._final_parts(outcome)
+        if not parts:  # start → end with no content: remove the placeholder
+            await self._delete_current()
+            return
+        first, rest = parts[0], parts[1:]
+        if not await self._write_final(self._current, first.rendered):
+            await self._post_remainder(outcome)
+            return
+        self._visible_upto = self._frozen + len(first.body)
+        for part in rest:
+            await self._post_final(part.rendered)
+
+    def _final_parts(self, outcome: Outcome) -> list[Part]:
+        body = self.text[self._frozen :]
+        if outcome is not Outcome.COMPLETE:
+            closer = "\n```" if find_open_fence(body) is not None else ""
+            body = f"{body}{closer}\n\n{outcome.note}" if body.strip() else outcome.note
+        return split_text(body, self._limit)
+
+    async def _write_final(self, message_id: str, text: str) -> bool:
+        """Edit in a final text, retrying through rate limits; False if it cannot be done."""
+        for attempt in range(FINAL_ATTEMPTS):
+            await self._edit_budget.acquire(final=True)
+            try:
+                await self._edit(message_id, text, stop_id=None)
+                return True
+            except MessageGoneError:
+                await self._post_final(text)
+                return True
+            except PlatformRateLimitedError as exc:
+                self._edit_budget.block_for(exc.retry_after)
+            except MessageTooLongError:
+                log.error("platform refused a final part of %d chars", len(text))
+                return False
+            except PlatformError as exc:
+                log.warning("final edit failed (attempt %d): %s", attempt + 1, exc)
+                await asyncio.sleep(RETRY_DELAY_S * (attempt + 1))
+        return False
+
+    async def _post_remainder(self, outcome: Outcome) -> None:
+        """Deliver, as new messages, exactly the text the user has not seen yet."""
+        unseen = self.text[self._visible_upto :]
+        if outcome is not Outcome.COMPLETE:
+            unseen = f"{unseen}\n\n{outcome.note}" if unseen.strip() else outcome.note
+        for part in split_text(unseen, self._limit):
+            await self._post_final(part.rendered)
+
+    async def _post_final(self, text: str) -> None:
+        for attempt in range(FINAL_ATTEMPTS):
+            await self._post_budget.acquire(final=True)
+            try:
+                await self._post(text, stop_id=None)
+                return
+            except PlatformRateLimitedError as exc:
+                self._post_budget.block_for(exc.retry_after)
+            except PlatformError as exc:
+                log.warning("posting a final part failed (attempt %d): %s", attempt + 1, exc)
+                await asyncio.sleep(RETRY_DELAY_S * (attempt + 1))
+        log.error("gave up posting %d chars of a final answer", len(text))
+
+    async def _delete_current(self) -> None:
+        if self._current is None:
+            return
+        try:
+            await self._writer.delete(self._current)
+        except PlatformError as exc:
+            log.warning("could not delete an empty placeholder: %s", exc)
+        if self._journal is not None:
+            await self._journal.closed(self._current)
+
+    # -- requests with bookkeeping -----------------------------------------------------
+    async def _post(self, text: str, *, stop_id: str | None) -> str:
+        message_id = await self._writer.post(text, stop_id=stop_id)
+        self.posts += 1
+        self.message_ids.append(message_id)
+        self._record(text)
+        if stop_id is not None and self._journal is not None:
+            await self._journal.opened(message_id)
+        return message_id
+
+    async def _edit(self, message_id: str, text: str, *, stop_id: str | None) -> None:
+        await self._writer.edit(message_id, text, stop_id=stop_id)
+        self.edits += 1
+        self._shown = text
+        self._record(text)
+        if stop_id is None and self._journal is not None:
+            await self._journal.closed(message_id)
+
+    def _record(self, shown: str) -> None:
+        source = self.text
+        rest = source[self._frozen :]
+        if shown.startswith(("```", "~~~")) and not rest.startswith(shown[:3]):
+            shown = shown.partition("\n")[2]  # a reopened fence is decoration, not source
+        visible = self._frozen + _common_prefix_len(shown, rest)
+        self._visible_upto = max(self._visible_upto, min(visible, len(source)))
+        self.timeline.append((time.monotonic(), self._visible_upto))
+
+
+def _common_prefix_len(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

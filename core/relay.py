@@ -1,0 +1,199 @@
+"""The turn relay: the one place that orders a turn's output.
+
+It reads typed traces and drives a :class:`~core.platform.Renderer`: completion start →
+``start_stream``, content → ``append`` (never waits on the platform), end → ``finish``; every
+other trace is rendered whole, in stream order. It owns the typing cue (shown until the first
+output) and the stop control: :meth:`TurnRelay.stop` cancels the task that reads Voiceflow,
+which closes the HTTP request itself, and the open message is finalized as stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from core.errors import StreamInterruptedError, VoiceflowError
+from core.platform import ButtonRef, Outcome, Renderer, StreamedMessage
+from core.traces import (
+    Button,
+    Card,
+    Carousel,
+    Choice,
+    Completion,
+    End,
+    Ignored,
+    NoReply,
+    Text,
+    Trace,
+    Visual,
+)
+
+__all__ = ["ButtonSaver", "TurnRelay", "TurnResult"]
+
+log = logging.getLogger(__name__)
+
+ButtonSaver = Callable[[Sequence[Button]], Awaitable[list[ButtonRef]]]
+
+#: Pace of fake-streamed static text (STREAM_STATIC_TEXT=true): one word every this often.
+STATIC_WORD_DELAY_S = 0.02
+_WORD = re.compile(r"\S+\s*|\s+")
+
+
+@dataclass
+class TurnResult:
+    ended: bool = False
+    no_reply_timeout_s: float | None = None
+    outcome: Outcome = Outcome.COMPLETE
+    error: VoiceflowError | None = None
+    shown_output: bool = False
+
+
+class TurnRelay:
+    def __init__(
+        self,
+        renderer: Renderer,
+        save_buttons: ButtonSaver,
+        *,
+        stop_id: str,
+        stream_static_text: bool = False,
+    ) -> None:
+        self._renderer = renderer
+        self._save_buttons = save_buttons
+        self._stop_id = stop_id
+        self._static = stream_static_text
+        self._stream: StreamedMessage | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._typing: asyncio.Task[None] | None = None
+        self._stopped = False
+        self.result = TurnResult()
+
+    def stop(self) -> None:
+        """Cancel the Voiceflow request; the open message ends as stopped."""
+        self._stopped = True
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def run(self, traces: AsyncIterator[Trace]) -> TurnResult:
+        self._typing = asyncio.create_task(self._keep_typing(), name="typing-cue")
+        self._reader = asyncio.create_task(self._consume(traces), name="voiceflow-reader")
+        try:
+            await asyncio.wait({self._reader})
+        except asyncio.CancelledError:  # shutdown: the message must not be left hanging
+            self._reader.cancel()
+            await asyncio.shield(self._close_stream(Outcome.INTERRUPTED))
+            raise
+        finally:
+            self._stop_typing()
+        await self._conclude(self._reader)
+        return self.result
+
+    async def _conclude(self, reader: asyncio.Task[None]) -> None:
+        if reader.cancelled():
+            self.result.outcome = Outcome.STOPPED if self._stopped else Outcome.INTERRUPTED
+            await self._close_stream(self.result.outcome, notice_if_none=self._stopped)
+            return
+        exc = reader.exception()
+        if exc is None:
+            await self._close_stream(Outcome.COMPLETE)
+        elif isinstance(exc, StreamInterruptedError):
+            log.warning("voiceflow stream interrupted: %s", exc)
+            self.result.outcome = Outcome.INTERRUPTED
+            self.result.error = exc
+            await self._close_stream(Outcome.INTERRUPTED, notice_if_none=True)
+        elif isinstance(exc, VoiceflowError):
+            log.error("voiceflow refused the turn: %s", exc)
+            self.result.error = exc
+            await self._close_stream(Outcome.INTERRUPTED)
+            await self._renderer.send_notice(exc.user_message)
+        else:
+            log.error("turn failed", exc_info=exc)
+            self.result.outcome = Outcome.INTERRUPTED
+            await self._close_stream(Outcome.INTERRUPTED, notice_if_none=True)
+
+    async def _close_stream(self, outcome: Outcome, *, notice_if_none: bool = False) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.finish(outcome)
+        elif notice_if_none and outcome is not Outcome.COMPLETE:
+            await self._renderer.send_notice(outcome.note)
+
+    # -- reading -------------------------------------------------------------------------
+    async def _consume(self, traces: AsyncIterator[Trace]) -> None:
+        async with contextlib.aclosing(traces):  # type: ignore[type-var]
+            async for trace in traces:
+                if not isinstance(trace, Ignored):
+                    self._first_output()
+                await self._handle(trace)
+
+    async def _handle(self, trace: Trace) -> None:
+        match trace:
+            case Completion(state="start"):
+                await self._close_stream(Outcome.COMPLETE)
+                self._stream = self._renderer.start_stream(self._stop_id)
+            case Completion(state="content", content=content):
+                if self._stream is None:  # content without start: open implicitly
+                    self._stream = self._renderer.start_stream(self._stop_id)
+                self._stream.append(content)
+            case Completion(state="end"):
+                await self._close_stream(Outcome.COMPLETE)
+            case Text(message=message):
+                await self._close_stream(Outcome.COMPLETE)
+                await self._text(message)
+            case _:
+                await self._close_stream(Outcome.COMPLETE)
+                await self._render_other(trace)
+
+    async def _render_other(self, trace: Trace) -> None:
+        match trace:
+            case Choice(buttons=buttons):
+                refs = await self._save_buttons(buttons)
+                if refs:
+                    await self._renderer.send_buttons(refs)
+            case Card() as card:
+                await self._renderer.send_cards([await self._card(card)])
+            case Carousel(cards=cards):
+                if cards:
+                    await self._renderer.send_cards([await self._card(c) for c in cards])
+            case Visual() as visual:
+                await self._renderer.send_image(visual)
+            case End():
+                self.result.ended = True
+            case NoReply(timeout_s=timeout_s):
+                self.result.no_reply_timeout_s = timeout_s
+            case Ignored(kind=kind):
+                log.debug("ignored %s trace", kind)
+
+    async def _card(self, card: Card) -> tuple[Card, list[ButtonRef]]:
+        return card, await self._save_buttons(card.buttons)
+
+    async def _text(self, message: str) -> None:
+        if not message.strip():
+            return
+        if not self._static:
+            await self._renderer.send_text(message)
+            return
+        stream = self._stream = self._renderer.start_stream(self._stop_id)
+        for word in _WORD.findall(message):
+            stream.append(word)
+            await asyncio.sleep(STATIC_WORD_DELAY_S)
+        await self._close_stream(Outcome.COMPLETE)
+
+    # -- typing cue ----------------------------------------------------------------------
+    def _first_output(self) -> None:
+        if not self.result.shown_output:
+            self.result.shown_output = True
+            self._stop_typing()
+
+    def _stop_typing(self) -> None:
+        if self._typing is not None:
+            self._typing.cancel()
+            self._typing = None
+
+    async def _keep_typing(self) -> None:
+        while True:
+            await self._renderer.show_typing()
+            await asyncio.sleep(self._renderer.typing_refresh_s)

@@ -1,0 +1,114 @@
+"""Switchable faults of the simulator and the error responses of docs/voiceflow-api.md §6.
+
+All faults are off by default (``noise`` — the debug/path/block/flow traces the real stream
+carries — is on). Tests flip fields between requests; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from core.simulator.wire import EndData, WireFormat, compact_json
+
+__all__ = ["Faults", "error_response"]
+
+RATE_LIMIT_PER_MINUTE = 500  # general-runtime's OSS default per Authorization value
+
+
+@dataclass
+class Faults:
+    """What the simulator does wrong (or differently) on purpose."""
+
+    # Wire variants (§4.1).
+    end_data: EndData = "none"
+    send_retry_line: bool = False
+    send_keepalives: bool = False
+    omit_space_after_colon: bool = False
+    use_crlf: bool = False
+    batch_events: bool = False  # the whole turn in one write
+    split_writes_bytes: int = 0  # > 0: every event in writes of this many bytes
+    # Mid-stream failures (§10.13).
+    close_after_events: int | None = None  # stop after K events, no `end`
+    abort_on_close: bool = False  # with close_after_events: reset the connection instead of EOF
+    stall_after_events: int | None = None
+    stall_s: float = 0.0
+    internal_error: bool = False  # `debug` "An internal error occurred." then `end`
+    non_json_data: bool = False  # a `trace` event whose data is not JSON, first in the turn
+    unknown_trace: bool = False  # a trace of an unknown type, first in the turn
+    noise: bool = True  # debug/path/block/flow traces interleaved
+    # Pre-stream failures (§6).
+    production_unpublished: bool = False  # environment=production -> 404
+    retry_after_s: int = 1
+    pending_statuses: collections.deque[int] = field(default_factory=collections.deque)
+
+    def fail_next(self, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` requests (any route) with ``status`` instead."""
+        self.pending_statuses.extend([status] * times)
+
+    def wire_format(self) -> WireFormat:
+        return WireFormat(
+            end_data=self.end_data,
+            has_space_after_colon=not self.omit_space_after_colon,
+            uses_crlf=self.use_crlf,
+        )
+
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+_DEFAULT_DATA = {
+    401: "Auth Key Required",
+    404: "Model not found. Ensure project is properly rendered.",
+}
+
+
+def backend_utils_body(status: int, data: str) -> str:
+    """The ``responseBuilder`` error body of voiceflow/backend-utils."""
+    now = datetime.now(UTC)
+    body = {
+        "code": status,
+        "status": _REASONS.get(status, "Error"),
+        "dateTime": now.isoformat(),
+        "timestamp": int(time.time() * 1000),
+        "data": data,
+    }
+    return compact_json(body)
+
+
+def verror_body(message: str) -> str:
+    return compact_json({"name": "verror", "message": message, "requestID": "sim0req0id"})
+
+
+def error_response(status: int, data: str | None = None, *, retry_after_s: int = 1) -> web.Response:
+    """A pre-stream error as the runtime sends it: VError for 400, text for 408, else JSON."""
+    if status == 408:
+        return web.Response(status=408, text="response timeout", content_type="text/plain")
+    if status == 400:
+        message = data or "Voiceflow project was not published to production"
+        return _json(400, verror_body(message))
+    text = data or _DEFAULT_DATA.get(status) or _REASONS.get(status, "Error")
+    response = _json(status, backend_utils_body(status, text))
+    if status == 429:
+        reset = datetime.now(UTC) + timedelta(seconds=retry_after_s)
+        response.headers["Retry-After"] = str(retry_after_s)
+        response.headers["X-RateLimit-Limit"] = str(RATE_LIMIT_PER_MINUTE)
+        response.headers["X-RateLimit-Remaining"] = "0"
+        response.headers["X-RateLimit-Reset"] = reset.isoformat()
+    return response
+
+
+def _json(status: int, body: str) -> web.Response:
+    return web.Response(status=status, text=body, content_type="application/json")

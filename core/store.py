@@ -1,0 +1,196 @@
+"""The conversation store: conversation generations, stored button requests, messages in flight.
+
+:class:`Store` is the small contract; :class:`SqliteStore` (aiosqlite, WAL, one file) is the
+default. Every write is one statement or one transaction, so a crash never leaves half a
+record. The schema is created on open.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosqlite
+
+from core.traces import Button
+
+__all__ = ["Conversation", "InFlight", "SqliteStore", "Store", "StoredButton", "open_store"]
+
+#: Stored buttons older than this are forgotten (clicks then say "expired").
+BUTTON_TTL_S = 30 * 24 * 3600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    key TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    ended INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS buttons (
+    id TEXT PRIMARY KEY,
+    conversation TEXT NOT NULL,
+    name TEXT NOT NULL,
+    request TEXT NOT NULL,
+    url TEXT,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inflight (
+    id TEXT PRIMARY KEY,
+    platform TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    key: str
+    generation: int
+    ended: bool
+
+
+@dataclass(frozen=True)
+class StoredButton:
+    id: str
+    conversation: str
+    button: Button
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A streamed message that was not finalized yet (for recovery after a crash)."""
+
+    id: str
+    platform: str
+    data: dict[str, Any]
+
+
+class Store(Protocol):
+    async def conversation(self, key: str) -> Conversation | None: ...
+
+    async def begin(self, key: str) -> Conversation:
+        """Create the conversation, or reopen an ended one (same generation); returns it."""
+
+    async def set_ended(self, key: str, ended: bool) -> None: ...
+
+    async def rotate(self, key: str) -> Conversation | None:
+        """Reset: bump the generation (a new Voiceflow userID); returns the old record."""
+
+    async def save_buttons(self, conversation: str, buttons: list[tuple[str, Button]]) -> None: ...
+
+    async def button(self, button_id: str) -> StoredButton | None: ...
+
+    async def put_inflight(self, item: InFlight) -> None: ...
+
+    async def drop_inflight(self, item_id: str) -> None: ...
+
+    async def inflight(self, platform: str) -> list[InFlight]: ...
+
+    async def close(self) -> None: ...
+
+
+class SqliteStore:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SqliteStore:
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.executescript(_SCHEMA)
+        await db.commit()
+        return cls(db)
+
+    async def conversation(self, key: str) -> Conversation | None:
+        async with self._db.execute(
+            "SELECT generation, ended FROM conversations WHERE key = ?", (key,)
+        ) as cur:
+            row = await cur.fetchone()
+        return Conversation(key, int(row[0]), bool(row[1])) if row else None
+
+    async def begin(self, key: str) -> Conversation:
+        await self._db.execute(
+            "INSERT INTO conversations (key, generation, ended, updated) VALUES (?, 1, 0, ?) "
+            "ON CONFLICT(key) DO UPDATE SET ended = 0, updated = excluded.updated",
+            (key, time.time()),
+        )
+        await self._db.commit()
+        found = await self.conversation(key)
+        assert found is not None
+        return found
+
+    async def set_ended(self, key: str, ended: bool) -> None:
+        await self._db.execute(
+            "UPDATE conversations SET ended = ?, updated = ? WHERE key = ?",
+            (int(ended), time.time(), key),
+        )
+        await self._db.commit()
+
+    async def rotate(self, key: str) -> Conversation | None:
+        old = await self.conversation(key)
+        await self._db.execute(
+            "INSERT INTO conversations (key, generation, ended, updated) VALUES (?, 2, 1, ?) "
+            "ON CONFLICT(key) DO UPDATE SET generation = generation + 1, ended = 1, "
+            "updated = excluded.updated",
+            (key, time.time()),
+        )
+        await self._db.commit()
+        return old
+
+    async def save_buttons(self, conversation: str, buttons: list[tuple[str, Button]]) -> None:
+        now = time.time()
+        rows = [
+            (bid, conversation, b.name, json.dumps(b.request), b.url, now) for bid, b in buttons
+        ]
+        await self._db.executemany("INSERT INTO buttons VALUES (?, ?, ?, ?, ?, ?)", rows)
+        await self._db.execute("DELETE FROM buttons WHERE created < ?", (now - BUTTON_TTL_S,))
+        await self._db.commit()
+
+    async def button(self, button_id: str) -> StoredButton | None:
+        async with self._db.execute(
+            "SELECT conversation, name, request, url FROM buttons WHERE id = ?", (button_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return StoredButton(button_id, row[0], Button(row[1], json.loads(row[2]), row[3]))
+
+    async def put_inflight(self, item: InFlight) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO inflight VALUES (?, ?, ?, ?)",
+            (item.id, item.platform, json.dumps(item.data), time.time()),
+        )
+        await self._db.commit()
+
+    async def drop_inflight(self, item_id: str) -> None:
+        await self._db.execute("DELETE FROM inflight WHERE id = ?", (item_id,))
+        await self._db.commit()
+
+    async def inflight(self, platform: str) -> list[InFlight]:
+        async with self._db.execute(
+            "SELECT id, data FROM inflight WHERE platform = ? ORDER BY created", (platform,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [InFlight(r[0], platform, json.loads(r[1])) for r in rows]
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+@asynccontextmanager
+async def open_store(state_url: str) -> AsyncIterator[Store]:
+    """Open the store named by ``STATE_URL`` (``sqlite:///path``)."""
+    if not state_url.startswith("sqlite:///"):
+        raise ValueError(f"unsupported STATE_URL scheme: {state_url.split(':', 1)[0]}")
+    store = await SqliteStore.open(state_url.removeprefix("sqlite:///"))
+    try:
+        yield store
+    finally:
+        await store.close()

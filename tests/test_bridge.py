@@ -1,0 +1,167 @@
+"""Bridge over real HTTP: the simulator, the real client, a real SQLite file, the recording platform."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from core.bridge import Bridge, ConversationKey
+from core.config import Secret, Settings
+from core.platform import Outcome
+from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from core.store import SqliteStore
+from core.voiceflow import VoiceflowClient
+from tests.fakes.recording import Platform, RecordingRenderer
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    async with Simulator(token_delay_s=0.005) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def bridge(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Bridge]:
+    store = await SqliteStore.open(tmp_path / "state.db")
+    client = VoiceflowClient(
+        base_url=simulator.url,
+        api_key=Secret(SIMULATOR_API_KEY),
+        project_id=SIMULATOR_PROJECT_ID,
+        environment="production",
+    )
+    bridge = Bridge(Settings(), client, store)
+    try:
+        yield bridge
+    finally:
+        await bridge.aclose()
+        await client.aclose()
+        await store.close()
+
+
+def key(place: str = "c1") -> ConversationKey:
+    return ConversationKey("test", "w1", place, "")
+
+
+def renderer() -> RecordingRenderer:
+    return RecordingRenderer(Platform(limit=5, window_s=0.5))
+
+
+def interacts(sim: Simulator) -> list[dict[str, object]]:
+    return [r.json["action"] for r in sim.requests if r.path.endswith("/interact/stream")]
+
+
+async def test_a_new_conversation_launches_first(bridge: Bridge, simulator: Simulator) -> None:
+    out = renderer()
+    await bridge.handle_message(key(), "hello there", out)
+    actions = interacts(simulator)
+    assert [a["type"] for a in actions] == ["launch", "text"]
+    assert actions[1]["payload"] == "hello there"
+    users = {r.path.split("/user/")[1] for r in simulator.requests if "/user/" in r.path}
+    assert len(users) == 1
+    kinds = [k for k, _ in out.events]
+    assert kinds[:2] == ["text", "buttons"] and "stream" in kinds
+    await bridge.handle_message(key(), "again", out)
+    assert [a["type"] for a in interacts(simulator)] == ["launch", "text", "text"]
+
+
+async def test_ten_conversations_run_concurrently(bridge: Bridge, simulator: Simulator) -> None:
+    done: list[float] = []
+
+    async def converse(i: int) -> None:
+        await bridge.handle_message(key(f"c{i}"), f"question {i}", renderer())
+        done.append(time.monotonic())
+
+    await asyncio.gather(*(converse(i) for i in range(10)))
+    texts = [
+        r for r in simulator.requests if r.json and r.json.get("action", {}).get("type") == "text"
+    ]
+    assert len(texts) == 10
+    # every conversation's turn reached Voiceflow before the first one finished
+    assert max(r.time for r in texts) < min(done)
+
+
+async def test_turns_of_one_conversation_stay_in_order(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    out = renderer()
+    tasks = [asyncio.create_task(bridge.handle_message(key(), f"m{i}", out)) for i in range(5)]
+    await asyncio.gather(*tasks)
+    payloads = [a.get("payload") for a in interacts(simulator) if a["type"] == "text"]
+    assert payloads == [f"m{i}" for i in range(5)]
+    assert max(simulator.max_concurrent_turns.values()) == 1
+
+
+async def test_stop_closes_the_upstream_request(bridge: Bridge, simulator: Simulator) -> None:
+    out = renderer()
+    await bridge.launch(key(), out)
+    turn = asyncio.create_task(bridge.handle_message(key(), "long", out))
+    await out.platform.changed.wait()
+    while not out.streams or not out.streams[-1].text:
+        out.platform.changed.clear()
+        await out.platform.changed.wait()
+    stop_id = next(v for k, v in reversed(out.events) if k == "stream")
+    assert bridge.stop(str(stop_id))
+    await asyncio.wait_for(simulator.wait_for_disconnects(1), 5)
+    await turn
+    assert out.platform.visible()[-1].endswith(Outcome.STOPPED.note)
+    assert not bridge.stop(str(stop_id))
+
+
+async def test_reset_rotates_the_user_and_deletes_the_old_state(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    out = renderer()
+    await bridge.handle_message(key(), "hi", out)
+    first_user = key().user_id(1)
+    await bridge.reset(key())
+    deletes = [r for r in simulator.requests if r.method == "DELETE"]
+    assert [r.path for r in deletes] == [f"/state/user/{first_user}"]
+    await bridge.handle_message(key(), "hi again", out)
+    last = [r for r in simulator.requests if r.path.endswith("/interact/stream")][-2:]
+    assert [r.json["action"]["type"] for r in last] == ["launch", "text"]
+    assert all(key().user_id(2) in r.path for r in last)
+
+
+async def test_an_end_trace_makes_the_next_message_launch(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    out = renderer()
+    await bridge.handle_message(key(), "end", out)
+    await bridge.handle_message(key(), "hello", out)
+    assert [a["type"] for a in interacts(simulator)] == ["launch", "text", "launch", "text"]
+
+
+async def test_buttons_send_their_request_verbatim(bridge: Bridge, simulator: Simulator) -> None:
+    out = renderer()
+    await bridge.handle_message(key(), "buttons", out)
+    refs = [v for k, v in out.events if k == "buttons"][-1]
+    assert isinstance(refs, list)
+    ref = next(r for r in refs if r.button.url is None)
+    pressed = await bridge.lookup_button(ref.id)
+    assert pressed is not None and pressed.key == key()
+    await bridge.handle_button(pressed, out)
+    assert interacts(simulator)[-1] == ref.button.request
+    assert await bridge.lookup_button("unknown") is None
+
+
+async def test_no_reply_timer_sends_no_reply(bridge: Bridge, simulator: Simulator) -> None:
+    out = renderer()
+    await bridge.handle_message(key(), "noreply", out)
+    await asyncio.wait_for(_no_reply_seen(simulator), 10)
+    assert interacts(simulator)[-1] == {"type": "no-reply"}
+
+
+async def _no_reply_seen(simulator: Simulator) -> None:
+    while not any(a == {"type": "no-reply"} for a in interacts(simulator)):
+        await simulator.wait_for_requests(len(simulator.requests) + 1)
+
+
+async def test_user_input_cancels_the_no_reply_timer(bridge: Bridge, simulator: Simulator) -> None:
+    out = renderer()
+    await bridge.handle_message(key(), "noreply", out)
+    await bridge.handle_message(key(), "I'm here", out)
+    assert bridge._no_reply == {}

@@ -1,0 +1,129 @@
+"""PacedMessage against the recording platform: exact finals, budgets, overflow, faults."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core.budget import RateBudget
+from core.errors import PlatformError
+from core.markdown import split_text
+from core.paced_message import CURSOR, PacedMessage, split_limit
+from core.platform import Outcome
+from tests.fakes.recording import Platform, RecordingWriter
+
+WINDOW_S = 0.5
+
+
+def words(n: int) -> list[str]:
+    return [f"word{i} " if i % 7 else f"sentence {i}.\n\n" for i in range(n)]
+
+
+def make(platform: Platform, budget: RateBudget | None = None) -> PacedMessage:
+    return PacedMessage(
+        RecordingWriter(platform),
+        edit_budget=budget or RateBudget(platform.limit, platform.window_s),
+        post_budget=RateBudget(platform.limit, platform.window_s),
+        stop_id="s1",
+    )
+
+
+async def stream(message: PacedMessage, chunks: list[str], delay_s: float = 0.002) -> str:
+    for chunk in chunks:
+        message.append(chunk)
+        await asyncio.sleep(delay_s)
+    return "".join(chunks)
+
+
+async def test_final_text_is_exact_and_edits_stay_in_budget() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    text = await stream(message, words(150))
+    await message.finish()
+    assert platform.visible() == [p.rendered for p in split_text(text, split_limit(2000))]
+    assert "".join(platform.visible()) == text
+    assert platform.rejected_429 == 0
+    assert message.edits >= 3  # it really streamed
+    final = platform.requests[-1]
+    assert final.stop_id is None and not final.text.endswith(CURSOR)
+
+
+async def test_interim_text_only_grows_and_ends_at_word_boundaries() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    chunks = ["Hel", "lo wor", "ld, this ", "is a te", "st of stre", "aming. "] * 20
+    text = await stream(message, chunks, delay_s=0.01)
+    await message.finish()
+    interim = [r.text for r in platform.requests if r.kind == "edit" and r.stop_id]
+    assert interim
+    for shown in interim:
+        body = shown.removesuffix(CURSOR)
+        assert text.startswith(body)
+        assert body == "" or body.endswith((" ", ",", ".")) or text[len(body)] == " "
+    assert platform.visible() == [text]
+
+
+async def test_overflow_rolls_into_continuations_with_balanced_fences() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    code = "\n".join(f"    print('line {i}')  # some code" for i in range(80))
+    text = "Intro paragraph.\n\n" + "Prose " * 200 + "\n\n```python\n" + code + "\n```\n\nDone."
+    await stream(message, [text[i : i + 40] for i in range(0, len(text), 40)], 0.001)
+    await message.finish()
+    parts = split_text(text, split_limit(2000))
+    assert len(parts) >= 3
+    assert platform.visible() == [p.rendered for p in parts]
+    assert "".join(p.body for p in parts) == text
+    for shown in platform.visible():
+        assert shown.count("```") % 2 == 0
+        assert len(shown) <= 2000
+    assert platform.rejected_429 == 0
+
+
+async def test_interrupted_message_keeps_text_and_ends_with_a_note() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    text = await stream(message, ["Partial ", "answer ", "here"])
+    await message.finish(Outcome.INTERRUPTED)
+    assert platform.visible() == [f"{text}\n\n{Outcome.INTERRUPTED.note}"]
+
+
+async def test_deleted_placeholder_gets_the_rest_posted_anew() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    first = await stream(message, ["one ", "two ", "three "], 0.05)
+    platform.deleted.add(platform.order[0])
+    rest = await stream(message, ["four ", "five ", "six."], 0.05)
+    await message.finish()
+    assert platform.visible() == [first + rest]
+
+
+async def test_failing_edits_deliver_only_the_unseen_remainder() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    first = await stream(message, ["alpha ", "beta ", "gamma "], 0.15)
+    platform.fail_next.extend(PlatformError("500") for _ in range(50))
+    rest = await stream(message, ["delta ", "epsilon ", "zeta ", "eta ", "theta."], 0.15)
+    platform.fail_next.clear()
+    await message.finish()
+    shown = [v.removesuffix(CURSOR) for v in platform.visible()]
+    assert "".join(shown) == first + rest
+    assert len(shown) >= 2
+
+
+async def test_empty_completion_removes_the_placeholder() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    await message.finish()
+    assert platform.visible() == []
+    assert [r.kind for r in platform.requests] == ["post", "delete"]
+
+
+async def test_three_messages_share_one_destination_budget() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    shared = RateBudget(platform.limit, platform.window_s)
+    messages = [make(platform, shared) for _ in range(3)]
+    texts = await asyncio.gather(*(stream(m, words(60), 0.004) for m in messages))
+    await asyncio.gather(*(m.finish() for m in messages))
+    assert sorted(platform.visible()) == sorted(texts)
+    assert platform.rejected_429 == 0
+    assert all(m.edits >= 2 for m in messages)

@@ -1,0 +1,154 @@
+"""TurnRelay against the recording platform, fed by scripted trace sequences (our seam)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from core.errors import StreamInterruptedError, VoiceflowAuthError
+from core.platform import ButtonRef, Outcome
+from core.relay import TurnRelay
+from core.traces import (
+    Button,
+    Card,
+    Carousel,
+    Choice,
+    Completion,
+    End,
+    Ignored,
+    NoReply,
+    Text,
+    Trace,
+    Visual,
+)
+from tests.fakes.recording import Platform, RecordingRenderer
+
+BUTTON = Button("Go", {"type": "path-1", "payload": {"label": "Go"}})
+
+
+async def save(buttons: Sequence[Button]) -> list[ButtonRef]:
+    return [ButtonRef(f"id{i}", b) for i, b in enumerate(buttons)]
+
+
+async def script(*traces: Trace, error: Exception | None = None) -> AsyncIterator[Trace]:
+    for trace in traces:
+        yield trace
+        await asyncio.sleep(0.001)
+    if error is not None:
+        raise error
+
+
+def relay(renderer: RecordingRenderer) -> TurnRelay:
+    return TurnRelay(renderer, save, stop_id="stop1")
+
+
+def completion(text: str) -> list[Trace]:
+    chunks = [Completion("content", text[i : i + 5]) for i in range(0, len(text), 5)]
+    return [Completion("start"), *chunks, Completion("end")]
+
+
+async def test_every_trace_is_rendered_in_order() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    card = Card("T", "D", "https://x/i.png", (BUTTON,))
+    traces = [
+        Text("Hello"),
+        *completion("First answer."),
+        Choice((BUTTON,)),
+        *completion("Second answer."),
+        card,
+        Carousel((card, card)),
+        Visual("https://x/v.png"),
+        Ignored("debug"),
+        End(),
+    ]
+    result = await relay(renderer).run(script(*traces))
+    kinds = [kind for kind, _ in renderer.events]
+    assert kinds == ["text", "stream", "buttons", "stream", "cards", "cards", "image"]
+    assert renderer.platform.visible() == ["First answer.", "Second answer."]
+    assert result.ended and result.outcome is Outcome.COMPLETE
+    carousel = renderer.events[5][1]
+    assert isinstance(carousel, list) and len(carousel) == 2
+
+
+async def test_content_without_start_opens_a_message() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    await relay(renderer).run(script(Completion("content", "orphan text")))
+    assert renderer.platform.visible() == ["orphan text"]
+
+
+async def test_start_end_without_content_leaves_nothing() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    await relay(renderer).run(script(Completion("start"), Completion("end")))
+    assert renderer.platform.visible() == []
+
+
+async def test_a_broken_stream_keeps_the_text_and_says_so() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    traces = completion("Kept text")[:-1]
+    result = await relay(renderer).run(script(*traces, error=StreamInterruptedError("eof")))
+    assert result.outcome is Outcome.INTERRUPTED
+    assert renderer.platform.visible() == [f"Kept text\n\n{Outcome.INTERRUPTED.note}"]
+
+
+async def test_refusal_before_output_becomes_a_notice() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    result = await relay(renderer).run(script(error=VoiceflowAuthError("401")))
+    assert ("notice", VoiceflowAuthError.user_message) in renderer.events
+    assert isinstance(result.error, VoiceflowAuthError)
+
+
+async def test_stop_closes_the_upstream_and_finalizes_as_stopped() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    closed = asyncio.Event()
+    streaming = asyncio.Event()
+
+    async def endless() -> AsyncIterator[Trace]:
+        try:
+            yield Completion("start")
+            yield Completion("content", "Some words ")
+            streaming.set()
+            await asyncio.Event().wait()
+            yield Completion("end")
+        finally:
+            closed.set()
+
+    turn = relay(renderer)
+    task = asyncio.create_task(turn.run(endless()))
+    await streaming.wait()
+    turn.stop()
+    result = await task
+    assert closed.is_set()
+    assert result.outcome is Outcome.STOPPED
+    assert renderer.platform.visible() == [f"Some words \n\n{Outcome.STOPPED.note}"]
+
+
+async def test_typing_shows_until_the_first_output_only() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    gate = asyncio.Event()
+
+    async def slow() -> AsyncIterator[Trace]:
+        await gate.wait()
+        yield Text("late")
+
+    task = asyncio.create_task(relay(renderer).run(slow()))
+    while renderer.typing < 2:  # refreshed while Voiceflow is silent
+        await asyncio.sleep(renderer.typing_refresh_s)
+    gate.set()
+    await task
+    count = renderer.typing
+    await asyncio.sleep(renderer.typing_refresh_s * 2)
+    assert renderer.typing == count
+
+
+async def test_no_reply_timeout_is_reported() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    result = await relay(renderer).run(script(Text("Still there?"), NoReply(4.0)))
+    assert result.no_reply_timeout_s == 4.0
+
+
+async def test_static_text_can_be_fake_streamed() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    turn = TurnRelay(renderer, save, stop_id="s", stream_static_text=True)
+    await turn.run(script(Text("A static message with several words.")))
+    assert renderer.platform.visible() == ["A static message with several words."]
+    assert [k for k, _ in renderer.events] == ["stream"]
