@@ -51,6 +51,7 @@ MIN_FILL_RATIO = 0.5
 _FENCE, _PARAGRAPH, _LINE, _SENTENCE, _WORD = 4, 3, 2, 1, 0
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _SPACE_RUN = re.compile(r"[ \t\n\r\f\v]+")
+_NON_BLANK = re.compile(r"[^ \t\r\n]")
 _SENTENCE_END = ".!?"
 _QUOTE_CLOSERS = ")]\"'”’*_`"
 # A line whose first marks are a fence marker (after container marks); never split inside it.
@@ -207,13 +208,27 @@ class _Splitter:
             return None
         f = self.fences[i]
         line = bisect.bisect_right(self.starts, s) - 1
-        line_start = self.starts[line]
-        is_terminated = line + 1 < len(self.starts) and self.starts[line + 1] < lim
-        if is_terminated:
-            inside = s <= f.close_at if f.close_at is not None else s < f.end_at
-        else:  # the line may still become a closer: it continues the state before it
-            inside = (f.close_at if f.close_at is not None else f.end_at) >= line_start
-        return f if inside else None
+        if not self._is_terminated(line, lim):
+            s = self.starts[line]  # a partial line (maybe a closer) continues what came before
+        code_end = self._code_end(f, lim)
+        if code_end is None:
+            return f
+        return f if (s <= code_end if f.close_at is not None else s < code_end) else None
+
+    def _is_terminated(self, line: int, lim: int) -> bool:
+        return line + 1 < len(self.starts) and self.starts[line + 1] < lim
+
+    def _code_end(self, f: _Fence, lim: int) -> int | None:
+        """Where ``f``'s code ends if ``text[:lim]`` settles it: its closer line, or (unclosed,
+        in a container) its end once the next non-blank line is complete; else None."""
+        if f.close_at is not None:
+            line = bisect.bisect_right(self.starts, f.close_at) - 1
+            return f.close_at if self._is_terminated(line, lim) else None
+        deciding = _NON_BLANK.search(self.text, f.end_at, lim)
+        if deciding is None:
+            return None
+        line = bisect.bisect_right(self.starts, deciding.start()) - 1
+        return f.end_at if self._is_terminated(line, lim) else None
 
     def _choose(self, pos: int, prefix: str) -> tuple[int, _Fence | None]:
         window = self.max_chars - len(prefix) - FENCE_RESERVE_CHARS
@@ -233,7 +248,7 @@ class _Splitter:
             best[cls] = s
             if cls == _FENCE:
                 opened = self.openers.get(s)
-                is_open = opened is not None and not opened.end_at < lim
+                is_open = opened is not None and self._code_end(opened, lim) is None
                 open_before = opened if is_open else None
         if open_before is not None and best.get(_FENCE) == open_before.open_at:
             return open_before.open_at, None  # the window ends inside it: keep it whole
@@ -243,7 +258,7 @@ class _Splitter:
         return chosen, self._inside(chosen, lim)
 
     def _fits_inside(self, pos: int, prefix: str, s: int, fence: _Fence, lim: int) -> bool:
-        if s == fence.body_at or (s == fence.close_at and fence.end_at < lim):
+        if s == fence.body_at or (s == fence.close_at and self._code_end(fence, lim) == s):
             return False  # an empty reopened block, or a closer split from its fence
         return len(prefix) + s - pos + len(self._suffix(s, fence)) <= self.max_chars
 

@@ -23,7 +23,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -124,7 +124,7 @@ class VoiceflowClient:
         action: dict[str, Any],
         *,
         variables: dict[str, Any] | None = None,
-    ) -> AsyncIterator[Trace]:
+    ) -> AsyncGenerator[Trace, None]:
         """Send ``action`` for ``user_id`` and yield the turn's traces as they arrive.
 
         An async generator: errors before the first event raise from the first ``__anext__``

@@ -1,4 +1,4 @@
-"""Bridge over real HTTP: the simulator, the real client, a real SQLite file, the recording platform."""
+"""Bridge over real HTTP: simulator, real client, a real SQLite file, the recording platform."""
 
 from __future__ import annotations
 

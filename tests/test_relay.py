@@ -131,8 +131,9 @@ async def test_typing_shows_until_the_first_output_only() -> None:
         yield Text("late")
 
     task = asyncio.create_task(relay(renderer).run(slow()))
-    while renderer.typing < 2:  # refreshed while Voiceflow is silent
-        await asyncio.sleep(renderer.typing_refresh_s)
+    for _ in range(2):  # shown, then refreshed while Voiceflow is silent
+        renderer.typing_shown.clear()
+        await renderer.typing_shown.wait()
     gate.set()
     await task
     count = renderer.typing

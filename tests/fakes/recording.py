@@ -103,9 +103,11 @@ class RecordingRenderer:
         self.events: list[tuple[str, object]] = []
         self.streams: list[PacedMessage] = []
         self.typing = 0
+        self.typing_shown = asyncio.Event()
 
     async def show_typing(self) -> None:
         self.typing += 1
+        self.typing_shown.set()
 
     def start_stream(self, stop_id: str) -> PacedMessage:
         stream = PacedMessage(
