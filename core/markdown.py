@@ -345,7 +345,9 @@ def split_text(text: str, max_chars: int) -> list[Part]:
 _SENTENCE_CUT = re.compile(r"[.!?][)\]\"'”’*_~`|]*(?=\s|\Z)|\r\n|\r|\n")
 _HALF_FENCE_LINE = re.compile(r"(?:\A|(?<=[\r\n]))[ \t>]*(?:`{1,2}|~{1,2})\Z")
 _HALF_TOKEN = re.compile(
-    r"<[^<>\s|]*(?:\|[^<>\r\n]*)?\Z"  # Discord <@1 <#1 <:e:1 <a:, Slack <! <http...|label
+    # Discord <@1 <@!1 <@&1 <#1 <:e:1 <a:e:1; Slack <@U1 <#C1|name <!here <https://x|label
+    r"<(?:[@#][!&]?\w*|a?:\w*(?::\d*)?|!\w*(?:\^\w*)?|[a-z][a-z0-9+.-]*(?::[^<>\s|]*)?)?"
+    r"(?:\|[^<>\r\n]*)?\Z"
     r"|!?\[[^\[\]\r\n]{0,200}(?:\](?:\([^()\s]*)?)?\Z"  # [label  [label]  [label](http...
 )
 
@@ -399,6 +401,8 @@ def _balance_last_paragraph(cut: str) -> str:
     if not markers:
         return cut[:start] + body if is_trimmed else cut
     closing = "".join(marker for marker, _ in reversed(markers))
+    if closing[0] == "`" and body.endswith("`"):
+        closing = " " + closing  # else the runs would merge and not close the code span
     if len(closing) > INTERIM_DECORATION_MAX_CHARS:
         return cut[: start + markers[0][1]]
     return cut[:start] + body + closing
@@ -450,7 +454,7 @@ def _open_markers(s: str, *, in_code_only: bool = False) -> list[tuple[str, int]
 def _toggle(stack: list[tuple[str, int]], s: str, i: int, j: int) -> None:
     run = s[i:j]
     before = s[i - 1] if i > 0 else " "
-    after = s[j] if j < len(s) else " "
+    after = s[j] if j < len(s) else "x"  # a marker at the very end may open (and dangle)
     can_open = not after.isspace()
     can_close = not before.isspace()
     if run[0] == "_":  # intraword underscores are never emphasis

@@ -74,6 +74,7 @@ class PacedMessage:
         self._limit = split_limit(writer.max_chars)
         self._chunks: list[str] = []
         self._frozen = 0  # source chars finalized in earlier messages
+        self._frozen_parts = 0  # how many parts of split_text(text) those messages hold
         self._current: str | None = None  # id of the message holding the growing part
         self._shown = ""  # what the current message shows now
         self._visible_upto = 0  # source offset confirmed visible to the user
@@ -161,7 +162,9 @@ class PacedMessage:
             self._edits_broken = self._failed_edits >= MAX_FAILED_EDITS
 
     def _parts(self) -> list[Part]:
-        return split_text(self.text[self._frozen :], self._limit)
+        # Always split the whole text: a remainder that starts inside a code block would parse
+        # its closing fence as an opener. Earlier parts are stable, so they are just skipped.
+        return split_text(self.text, self._limit)[self._frozen_parts :]
 
     def _interim_view(self) -> str:
         parts = self._parts()
@@ -180,6 +183,7 @@ class PacedMessage:
             done = parts.pop(0)
             await self._write_final(self._current, done.rendered)
             self._frozen += len(done.body)
+            self._frozen_parts += 1
             self._visible_upto = self._frozen
             nxt = parts[0]
             await self._post_budget.acquire(final=True)
@@ -217,11 +221,10 @@ class PacedMessage:
             await self._post_final(part.rendered)
 
     def _final_parts(self, outcome: Outcome) -> list[Part]:
-        body = self.text[self._frozen :]
-        if outcome is not Outcome.COMPLETE:
-            closer = "\n```" if find_open_fence(body) is not None else ""
-            body = f"{body}{closer}\n\n{outcome.note}" if body.strip() else outcome.note
-        return split_text(body, self._limit)
+        parts = self._parts()
+        if outcome is Outcome.COMPLETE:
+            return parts
+        return _with_note(parts, outcome.note)
 
     async def _write_final(self, message_id: str, text: str) -> bool:
         """Edit in a final text, retrying through rate limits; False if it cannot be done."""
@@ -245,11 +248,26 @@ class PacedMessage:
 
     async def _post_remainder(self, outcome: Outcome) -> None:
         """Deliver, as new messages, exactly the text the user has not seen yet."""
-        unseen = self.text[self._visible_upto :]
+        parts = self._parts_from(self._visible_upto)
         if outcome is not Outcome.COMPLETE:
-            unseen = f"{unseen}\n\n{outcome.note}" if unseen.strip() else outcome.note
-        for part in split_text(unseen, self._limit):
+            parts = _with_note(parts, outcome.note)
+        for part in parts:
             await self._post_final(part.rendered)
+
+    def _parts_from(self, offset: int) -> list[Part]:
+        """The parts of the whole text from source ``offset`` on (the first one cut there)."""
+        text = self.text
+        parts, start = [], 0
+        for part in split_text(text, self._limit):
+            end = start + len(part.body)
+            if end > offset:
+                if start < offset:
+                    fence = find_open_fence(text[:offset])
+                    prefix = "" if fence is None else f"```{fence}\n"
+                    part = Part(part.body[offset - start :], prefix, part.suffix)
+                parts.append(part)
+            start = end
+        return parts
 
     async def _post_final(self, text: str) -> None:
         for attempt in range(FINAL_ATTEMPTS):
@@ -300,6 +318,15 @@ class PacedMessage:
         visible = self._frozen + _common_prefix_len(shown, rest)
         self._visible_upto = max(self._visible_upto, min(visible, len(source)))
         self.timeline.append((time.monotonic(), self._visible_upto))
+
+
+def _with_note(parts: list[Part], note: str) -> list[Part]:
+    """End the last part with an outcome note (after closing a code block left open)."""
+    if not parts:
+        return [Part(note, "", "")]
+    last = parts[-1]
+    closer = "\n```" if find_open_fence(last.rendered) is not None else ""
+    return [*parts[:-1], Part(last.body, last.prefix, f"{last.suffix}{closer}\n\n{note}")]
 
 
 def _common_prefix_len(a: str, b: str) -> int:

@@ -268,10 +268,8 @@ class VoiceflowClient:
             )
         if response.is_success:
             return response
-        await response.aread()
-        await response.aclose()
         status = response.status_code
-        excerpt = self._excerpt(response)
+        excerpt = await self._error_excerpt(response)
         if status in RETRYABLE_STATUSES:
             reason = f"Voiceflow answered {status} ({excerpt})"
             return _Failure(reason, status, _retry_after_s(response))
@@ -302,9 +300,14 @@ class VoiceflowClient:
             status=status,
         )
 
-    def _excerpt(self, response: httpx.Response) -> str:
-        """A one-line summary of an error body, without the key."""
-        text = response.text
+    async def _error_excerpt(self, response: httpx.Response) -> str:
+        """A one-line summary of an error body, without the key; the response is closed."""
+        try:
+            text = (await response.aread()).decode("utf-8", errors="replace")
+        except httpx.HTTPError:
+            text = ""  # the status decides; the body only helps the message
+        finally:
+            await response.aclose()
         try:
             body = json.loads(text)
         except ValueError:

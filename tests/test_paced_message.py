@@ -122,8 +122,24 @@ async def test_three_messages_share_one_destination_budget() -> None:
     platform = Platform(limit=5, window_s=WINDOW_S)
     shared = RateBudget(platform.limit, platform.window_s)
     messages = [make(platform, shared) for _ in range(3)]
-    texts = await asyncio.gather(*(stream(m, words(60), 0.004) for m in messages))
+    texts = await asyncio.gather(*(stream(m, words(150), 0.008) for m in messages))
     await asyncio.gather(*(m.finish() for m in messages))
     assert sorted(platform.visible()) == sorted(texts)
     assert platform.rejected_429 == 0
     assert all(m.edits >= 2 for m in messages)
+
+
+async def test_remainder_that_starts_inside_a_code_block_reopens_the_fence() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    first = await stream(message, ["Look:\n\n```python\n", "x = 1\n", "y = 2\n"], 0.15)
+    platform.fail_next.extend(PlatformError("500") for _ in range(50))
+    rest = await stream(message, ["z = 3\n", "```\n\n", "After the code."], 0.15)
+    platform.fail_next.clear()
+    await message.finish()
+    shown = [v.removesuffix(CURSOR) for v in platform.visible()]
+    assert len(shown) == 2
+    assert shown[1].startswith("```python\n")
+    # the stale message keeps its interim closing fence (decoration, not source)
+    assert shown[0].removesuffix("```") + shown[1].removeprefix("```python\n") == first + rest
+    assert shown[1].endswith("After the code.")
