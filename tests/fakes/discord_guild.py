@@ -1,0 +1,191 @@
+"""The fixed world the fake Discord serves: one guild, its channels and thread, one DM channel.
+
+Guild "4000": text channels "3000" and "3001", public thread "3500" (parent 3000), @everyone with
+permissions "8". DMs use channel "5000". Payload keys are the ones discord.py 2.7 reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fakes.discord_model import (
+    DM_CHANNEL_ID,
+    GUILD_ID,
+    HUMAN_ID,
+    SECOND_CHANNEL_ID,
+    TEXT_CHANNEL_ID,
+    THREAD_ID,
+    member_payload,
+    user_payload,
+)
+
+_JOINED = "2025-01-01T00:00:00+00:00"
+
+
+def _text_channel(channel_id: str, name: str, position: int) -> dict[str, Any]:
+    return {
+        "id": channel_id,
+        "type": 0,
+        "guild_id": GUILD_ID,
+        "name": name,
+        "position": position,
+        "permission_overwrites": [],
+        "parent_id": None,
+        "topic": None,
+        "nsfw": False,
+        "rate_limit_per_user": 0,
+        "last_message_id": None,
+    }
+
+
+def _thread() -> dict[str, Any]:
+    return {
+        "id": THREAD_ID,
+        "type": 11,
+        "guild_id": GUILD_ID,
+        "parent_id": TEXT_CHANNEL_ID,
+        "owner_id": HUMAN_ID,
+        "name": "a thread",
+        "message_count": 0,
+        "member_count": 1,
+        "rate_limit_per_user": 0,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": _JOINED,
+            "locked": False,
+        },
+    }
+
+
+def _dm_channel() -> dict[str, Any]:
+    return {"id": DM_CHANNEL_ID, "type": 1, "recipients": [user_payload(HUMAN_ID)]}
+
+
+CHANNELS: dict[str, dict[str, Any]] = {
+    TEXT_CHANNEL_ID: _text_channel(TEXT_CHANNEL_ID, "general", 0),
+    SECOND_CHANNEL_ID: _text_channel(SECOND_CHANNEL_ID, "random", 1),
+    THREAD_ID: _thread(),
+    DM_CHANNEL_ID: _dm_channel(),
+}
+
+
+def guild_of(channel_id: str) -> str | None:
+    """The guild a channel belongs to; unknown channels are treated as guild-less (DM-like)."""
+    channel = CHANNELS.get(channel_id)
+    return None if channel is None else channel.get("guild_id")
+
+
+def bot_user(bot_user_id: str) -> dict[str, Any]:
+    return user_payload(bot_user_id, bot=True, name="fakebot")
+
+
+def application(application_id: str) -> dict[str, Any]:
+    return {
+        "id": application_id,
+        "name": "fakeapp",
+        "description": "",
+        "icon": None,
+        "bot_public": True,
+        "bot_require_code_grant": False,
+        "owner": user_payload("2000", name="owner"),
+        "verify_key": "00",
+        "flags": 0,
+    }
+
+
+def ready(
+    bot_user_id: str, application_id: str, session_id: str, resume_url: str
+) -> dict[str, Any]:
+    return {
+        "v": 10,
+        "user": bot_user(bot_user_id),
+        "guilds": [{"id": GUILD_ID, "unavailable": True}],
+        "session_id": session_id,
+        "resume_gateway_url": resume_url,
+        "shard": [0, 1],
+        "application": {"id": application_id, "flags": 0},
+    }
+
+
+def members(bot_user_id: str) -> list[dict[str, Any]]:
+    return [member_payload(bot_user(bot_user_id)), member_payload(user_payload(HUMAN_ID))]
+
+
+def guild_create(bot_user_id: str) -> dict[str, Any]:
+    everyone = {
+        "id": GUILD_ID,
+        "name": "@everyone",
+        "color": 0,
+        "hoist": False,
+        "position": 0,
+        "permissions": "8",
+        "managed": False,
+        "mentionable": False,
+        "flags": 0,
+    }
+    guild_channels = [c for c in CHANNELS.values() if c.get("guild_id") and c["type"] != 11]
+    return {
+        "id": GUILD_ID,
+        "name": "Fake Guild",
+        "icon": None,
+        "owner_id": HUMAN_ID,
+        "unavailable": False,
+        "member_count": 2,
+        "large": False,
+        "joined_at": _JOINED,
+        "features": [],
+        "roles": [everyone],
+        "channels": guild_channels,
+        "threads": [CHANNELS[THREAD_ID]],
+        "members": members(bot_user_id),
+        "emojis": [],
+        "stickers": [],
+        "presences": [],
+        "voice_states": [],
+        "stage_instances": [],
+        "guild_scheduled_events": [],
+        "soundboard_sounds": [],
+    }
+
+
+def interaction(
+    *,
+    interaction_id: str,
+    token: str,
+    kind: int,
+    application_id: str,
+    channel_id: str,
+    guild_id: str | None,
+    user_id: str,
+    data: dict[str, Any],
+    message: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """INTERACTION_CREATE payload (type 2 application command, 3 component), per §2.3."""
+    channel = dict(CHANNELS.get(channel_id, {"id": channel_id, "type": 1}))
+    payload: dict[str, Any] = {
+        "id": interaction_id,
+        "application_id": application_id,
+        "type": kind,
+        "token": token,
+        "version": 1,
+        "channel_id": channel_id,
+        "channel": channel,
+        "data": data,
+        "app_permissions": "8",
+        "locale": "en-US",
+        "entitlements": [],
+        "authorizing_integration_owners": {},
+        "context": 0 if guild_id else 1,
+        "attachment_size_limit": 10485760,
+    }
+    user = user_payload(user_id)
+    if guild_id is not None:
+        payload["guild_id"] = guild_id
+        payload["member"] = {**member_payload(user), "permissions": "8"}
+    else:
+        payload["user"] = user
+    if message is not None:
+        payload["message"] = message
+    return payload

@@ -1,0 +1,149 @@
+"""The `vf-bridge` command as a user runs it: real processes, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+
+KEY = "VF.DM.0123456789abcdef01234567.TopSecretValue42"
+PROJECT = "0123456789abcdef01234567"
+
+
+def env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VOICEFLOW_", "DISCORD_", "SLACK_"))
+    }
+    for proxy in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        base.pop(proxy, None)
+    return {**base, "STATE_URL": f"sqlite:///{tmp_path / 'cli.db'}", **extra}
+
+
+async def run(args: list[str], environ: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "core",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environ,
+        cwd=environ["HOME_DIR"],
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def environ(tmp_path: Path) -> dict[str, str]:
+    return {**env(tmp_path), "HOME_DIR": str(tmp_path), "PYTHONPATH": str(Path.cwd())}
+
+
+@pytest.fixture
+async def simulator_process(environ: dict[str, str]) -> AsyncIterator[str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "core",
+        "simulator",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environ,
+    )
+    assert proc.stderr is not None
+    try:
+        line = await asyncio.wait_for(proc.stderr.readline(), 30)
+        found = re.search(r"http://127\.0\.0\.1:\d+", line.decode())
+        assert found, line
+        yield found.group(0)
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_piped_chat_against_a_simulator_process(
+    simulator_process: str, environ: dict[str, str]
+) -> None:
+    environ |= {
+        "VOICEFLOW_API_URL": simulator_process,
+        "VOICEFLOW_API_KEY": SIMULATOR_API_KEY,
+        "VOICEFLOW_PROJECT_ID": SIMULATOR_PROJECT_ID,
+    }
+    code, out, _ = await run(["chat"], environ, b"hello\nbuttons\n1\n")
+    assert code == 0
+    welcome = out.index("Hi! I'm the voiceflow-bridge simulator")
+    echo = out.index("You said: **hello**")
+    buttons = out.index("[1] Order coffee")
+    chosen = out.index("You chose **Order coffee**")
+    assert welcome < echo < buttons < chosen
+    assert "\x1b[" not in out  # piped output is plain
+
+
+async def test_chat_without_a_key_uses_the_built_in_simulator(environ: dict[str, str]) -> None:
+    code, out, _ = await run(["chat"], environ, b"card\n")
+    assert code == 0
+    assert "Hi! I'm the voiceflow-bridge simulator" in out and "▣" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "variable"),
+    [
+        ({"VOICEFLOW_API_KEY": "VF.DM.bad", "VOICEFLOW_PROJECT_ID": PROJECT}, "VOICEFLOW_API_KEY"),
+        ({"VOICEFLOW_API_KEY": KEY}, "VOICEFLOW_PROJECT_ID"),
+    ],
+)
+async def test_check_names_the_bad_variable(
+    environ: dict[str, str], extra: dict[str, str], variable: str
+) -> None:
+    code, out, err = await run(["check"], environ | extra)
+    assert code != 0
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert len(lines) == 1 and variable in lines[0]
+    assert KEY not in out + err
+
+
+async def test_check_reports_an_unreachable_url(environ: dict[str, str]) -> None:
+    extra = {
+        "VOICEFLOW_API_KEY": KEY,
+        "VOICEFLOW_PROJECT_ID": PROJECT,
+        "VOICEFLOW_API_URL": "http://127.0.0.1:9",  # discard port: nothing listens
+    }
+    code, out, err = await run(["check"], environ | extra)
+    assert code != 0
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and "VOICEFLOW_API_URL" in problems[0]
+    assert KEY not in out + err
+
+
+async def test_check_reports_a_rejected_key_without_echoing_it(environ: dict[str, str]) -> None:
+    async with Simulator() as sim:
+        extra = {
+            "VOICEFLOW_API_KEY": KEY,
+            "VOICEFLOW_PROJECT_ID": PROJECT,
+            "VOICEFLOW_API_URL": sim.url,
+        }
+        code, out, err = await run(["check"], environ | extra)
+    assert code != 0
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and "VOICEFLOW_API_KEY" in problems[0]
+    assert KEY not in out + err and "TopSecretValue42" not in out + err
