@@ -8,13 +8,15 @@ A :class:`RateBudget` is a sliding window of ``limit`` requests per ``window_s``
   always finds a free slot within one window — the "slot kept for the final edit";
 * interim writes are spaced at least ``window_s / limit`` apart, so a steady stream spends
   the budget evenly instead of bursting it and then going dark for a whole window;
-* a waiting final holds interim writes back, so finals are never starved by interim edits;
+* waiters are served in order — finals first, then interims, each in arrival order — so
+  a message that just wrote queues behind the others (round robin between streams);
 * time comes from the event loop, so tests may drive it with a fake loop clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
 import time
@@ -42,8 +44,8 @@ class RateBudget:
         self._clock = clock
         self._sent: collections.deque[float] = collections.deque()
         self._blocked_until = 0.0
-        self._changed = asyncio.Event()
-        self._waiting_finals = 0
+        # Waiters in service order: finals first, then interims, each in arrival order.
+        self._queue: list[tuple[asyncio.Event, bool]] = []
         self.spent = 0
         self.spent_final = 0
 
@@ -58,36 +60,62 @@ class RateBudget:
             wait = max(wait, self._sent[len(self._sent) - cap] + self.window_s - now)
         if not final and self._sent:
             wait = max(wait, self._sent[-1] + self.window_s / self.limit - now)
-            if self._waiting_finals:
-                wait = max(wait, self.window_s / self.limit)
         return wait
 
+    @property
+    def _waiting_finals(self) -> int:
+        return sum(is_final for _, is_final in self._queue)
+
     def has_capacity(self, *, final: bool = False) -> bool:
-        return self.delay(final=final) == 0.0
+        """Whether :meth:`acquire` would grant a slot at once (nobody queued ahead)."""
+        ahead = self._waiting_finals if final else len(self._queue)
+        return ahead == 0 and self.delay(final=final) == 0.0
 
     # -- spending ------------------------------------------------------------------------
-    async def acquire(self, *, final: bool = False) -> None:
-        """Wait for a slot and spend it. Cancelling the wait spends nothing."""
-        if final:
-            self._waiting_finals += 1
+    async def acquire(self, *, final: bool = False) -> float:
+        """Wait for a slot and spend it; returns the slot (for :meth:`refund`).
+
+        Cancelling the wait spends nothing.
+        """
+        me = asyncio.Event()
+        position = self._waiting_finals if final else len(self._queue)
+        self._queue.insert(position, (me, final))
         try:
-            while (wait := self.delay(final=final)) > 0:
-                self._changed.clear()
+            while True:
+                is_head = self._queue[0][0] is me
+                wait = self.delay(final=final) if is_head else None
+                if wait == 0.0:
+                    break
+                me.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), wait)
+                    await asyncio.wait_for(me.wait(), wait)
         finally:
-            if final:
-                self._waiting_finals -= 1
-        self._sent.append(self._clock())
+            self._queue = [entry for entry in self._queue if entry[0] is not me]
+            self._wake()
+        slot = self._clock()
+        self._sent.append(slot)
         self.spent += 1
         self.spent_final += final
+        return slot
 
-    def refund(self) -> None:
-        """Give back the newest slot: the request never reached the platform."""
-        if self._sent:
-            self._sent.pop()
-            self.spent -= 1
-            self._wake()
+    def settle(self, slot: float) -> None:
+        """``slot``'s request has completed: count it from now, when the platform surely saw it.
+
+        Slots are stamped when granted, platforms count a request when it arrives; without
+        settling, a few milliseconds of skew let the window free early and draw a 429.
+        """
+        with contextlib.suppress(ValueError):
+            self._sent.remove(slot)
+        bisect.insort(self._sent, self._clock())
+
+    def refund(self, slot: float) -> None:
+        """Give back ``slot``: its request never reached the platform."""
+        try:
+            self._sent.remove(slot)
+        except ValueError:  # already expired from the window
+            return
+        self.spent -= 1
+        self._wake()
 
     # -- learning ------------------------------------------------------------------------
     def observe(
@@ -121,4 +149,5 @@ class RateBudget:
             self._sent.popleft()
 
     def _wake(self) -> None:
-        self._changed.set()
+        for event, _ in self._queue:
+            event.set()

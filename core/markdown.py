@@ -9,11 +9,17 @@ an exact slice of the source; the only additions are a fence reopened at the sta
   only ``text[:pos + window + 1]``, which has always arrived when the remainder does not fit, and
   a line counts as a fence opener/closer only once its line break is inside that window;
 * the last part is cut only when it no longer fits, tested by a measure that never shrinks as
-  text is appended (``FENCE_RESERVE_CHARS`` is kept free as soon as a fence may be involved).
+  text is appended (``FENCE_RESERVE_CHARS`` is kept free as soon as a fence may be involved);
+  for the same reason a part that is split off uses at most ``max_chars - FENCE_RESERVE_CHARS``
+  characters before its closing fence.
 
 :func:`interim_text` renders the still-growing tail for an interim edit: a half-typed word (or
 sentence) waits, half-typed mentions/links/fence markers are held back, and open fences and
 inline markers are closed, adding at most ``INTERIM_DECORATION_MAX_CHARS``.
+
+Streaming use: call ``split_text(text, limit - INTERIM_DECORATION_MAX_CHARS)`` with the same
+limit on every edit and at the end (stability holds per limit); send ``rendered`` for every part
+but the last, and ``interim_text(last.prefix + last.body)`` for the last one while streaming.
 
 Block structure (fences, the last paragraph) comes from markdown-it-py, parsed once per call.
 """
@@ -130,9 +136,9 @@ def _fences(text: str, starts: list[int]) -> list[_Fence]:
     return fences
 
 
-def _open_fence_at_end(text: str) -> _Fence | None:
-    starts = _line_starts(text)
-    fences = _fences(text, starts)
+def _open_fence_at_end(text: str, fences: list[_Fence] | None = None) -> _Fence | None:
+    if fences is None:
+        fences = _fences(text, _line_starts(text))
     if not fences:
         return None
     last = fences[-1]
@@ -189,7 +195,7 @@ class _Splitter:
         return len(prefix) + len(text) - pos + reserve <= self.max_chars
 
     def _last_suffix(self, pos: int, fence: _Fence | None, prefix: str) -> str:
-        tail = _open_fence_at_end(self.text)
+        tail = _open_fence_at_end(self.text, self.fences)
         if tail is None or (tail.open_at < pos and fence is None):
             return ""
         suffix = self._suffix(len(self.text), tail)
@@ -207,6 +213,8 @@ class _Splitter:
         if i < 0:
             return None
         f = self.fences[i]
+        if f.close_at is not None and f.end_at <= s and f.end_at < lim:
+            return None  # fast path: after a fence whose closer is settled
         line = bisect.bisect_right(self.starts, s) - 1
         if not self._is_terminated(line, lim):
             s = self.starts[line]  # a partial line (maybe a closer) continues what came before
@@ -221,9 +229,8 @@ class _Splitter:
     def _code_end(self, f: _Fence, lim: int) -> int | None:
         """Where ``f``'s code ends if ``text[:lim]`` settles it: its closer line, or (unclosed,
         in a container) its end once the next non-blank line is complete; else None."""
-        if f.close_at is not None:
-            line = bisect.bisect_right(self.starts, f.close_at) - 1
-            return f.close_at if self._is_terminated(line, lim) else None
+        if f.close_at is not None:  # end_at is where the line after the closer starts
+            return f.close_at if f.end_at < lim else None
         deciding = _NON_BLANK.search(self.text, f.end_at, lim)
         if deciding is None:
             return None
@@ -241,8 +248,7 @@ class _Splitter:
             found = self._candidate(m.start(), m.end(), lim)
             if found is None:
                 continue
-            cls, s = found
-            fence = self._inside(s, lim)
+            cls, s, fence = found
             if fence is not None and not self._fits_inside(pos, prefix, s, fence, lim):
                 continue
             best[cls] = s
@@ -262,7 +268,8 @@ class _Splitter:
             return False  # an empty reopened block, or a closer split from its fence
         return len(prefix) + s - pos + len(self._suffix(s, fence)) <= self.max_chars
 
-    def _candidate(self, a: int, b: int, lim: int) -> tuple[int, int] | None:
+    def _candidate(self, a: int, b: int, lim: int) -> tuple[int, int, _Fence | None] | None:
+        """Boundary class, split offset and enclosing fence for the whitespace run a..b."""
         text = self.text
         run = text[a:b]
         breaks = run.count("\n") + run.count("\r") - run.count("\r\n")
@@ -270,23 +277,24 @@ class _Splitter:
             line_start = self.starts[bisect.bisect_right(self.starts, a) - 1]
             if _FENCE_LIKE.match(text, line_start, a):
                 return None
-            if self._inside(b, lim) is not None:
-                return _WORD, b
-            ends = text[a - 1] in _SENTENCE_END or (
-                a >= 2 and text[a - 1] in _QUOTE_CLOSERS and text[a - 2] in _SENTENCE_END
+            fence = self._inside(b, lim)
+            ends = fence is None and (
+                text[a - 1] in _SENTENCE_END
+                or (a >= 2 and text[a - 1] in _QUOTE_CLOSERS and text[a - 2] in _SENTENCE_END)
             )
-            return (_SENTENCE if ends else _WORD), b
+            return (_SENTENCE if ends else _WORD), b, fence
         line_at = a + max(run.rfind("\n"), run.rfind("\r")) + 1
         opened = self.openers.get(line_at)
         if opened is not None and opened.body_at < lim:
-            return _FENCE, line_at
+            return _FENCE, line_at, self._inside(line_at, lim)
         first_break = _LINE_BREAK.search(text, a, b)
         if first_break is not None and first_break.end() in self.closed_ends:
-            return _FENCE, b
+            return _FENCE, b, self._inside(b, lim)
         cls = _PARAGRAPH if breaks >= 2 else _LINE
         # Code keeps its indentation; prose moves the whitespace to the earlier part.
-        keeps_indent = self._inside(line_at, lim) is not None or text[b] in "`~"
-        return cls, (line_at if keeps_indent else b)
+        fence = self._inside(line_at, lim)
+        s = line_at if fence is not None or text[b] in "`~" else b
+        return cls, s, (fence if s == line_at else self._inside(s, lim))
 
     @staticmethod
     def _pick(best: dict[int, int], pos: int, window: int) -> int | None:
@@ -366,6 +374,7 @@ def interim_text(text: str, *, unit: Literal["word", "sentence"] = "word") -> st
         cut = cut[: half_fence.start()]
     fence = _open_fence_at_end(cut)
     if fence is not None:
+        cut = cut.rstrip(" \t")  # indentation of a line not typed yet
         closer = fence.closer if cut.endswith(("\n", "\r")) else "\n" + fence.closer
         if len(closer) <= INTERIM_DECORATION_MAX_CHARS:
             return cut + closer

@@ -74,13 +74,14 @@ class PacedMessage:
         self._limit = split_limit(writer.max_chars)
         self._chunks: list[str] = []
         self._frozen = 0  # source chars finalized in earlier messages
-        self._frozen_parts = 0  # how many parts of split_text(text) those messages hold
+        self._carry = ""  # the reopened code fence the live part starts with, if any
         self._current: str | None = None  # id of the message holding the growing part
         self._shown = ""  # what the current message shows now
         self._visible_upto = 0  # source offset confirmed visible to the user
         self._failed_edits = 0
         self._edits_broken = False
         self._outcome: Outcome | None = None
+        self._finishing = asyncio.Event()
         self._wake = asyncio.Event()
         self.posts = 0
         self.edits = 0
@@ -98,6 +99,7 @@ class PacedMessage:
     async def finish(self, outcome: Outcome = Outcome.COMPLETE) -> None:
         if self._outcome is None:
             self._outcome = outcome
+            self._finishing.set()
             self._wake.set()
         # Shielded: a stop that cancels the turn must still leave a clean final message.
         await asyncio.shield(self._task)
@@ -124,32 +126,59 @@ class PacedMessage:
             await self._post_remainder(self._outcome or Outcome.INTERRUPTED)
 
     async def _post_placeholder(self) -> None:
-        await self._post_budget.acquire(final=True)
+        slot = await self._post_budget.acquire(final=True)
         try:
-            self._current = await self._post(PLACEHOLDER, stop_id=self._stop_id)
+            self._current = await self._post(PLACEHOLDER, stop_id=self._stop_id, slot=slot)
             self._shown = PLACEHOLDER
         except PlatformError as exc:
             log.warning("could not post the placeholder: %s", exc)
             self._edits_broken = True
 
     async def _interim(self) -> None:
+        if self._current is None:
+            return
+        await self._roll_over_full_parts()  # before the interim slot: slot time ≈ send time
         if self._current is None or self._interim_view() == self._shown:
             return
-        await self._edit_budget.acquire()
-        if self._outcome is not None:  # the final edit takes over with the latest text
-            self._edit_budget.refund()
+        slot = await self._acquire_unless_finishing()
+        if slot is None:
             return
-        await self._roll_over_full_parts()
-        view = self._interim_view()
+        if len(self._parts()) > 1:  # the part filled up while we waited: roll over first
+            self._edit_budget.refund(slot)
+            self._wake.set()
+            return
+        view = self._interim_view()  # latest wins: read the text now, not when it arrived
         if view == self._shown or self._current is None:
-            self._edit_budget.refund()
+            self._edit_budget.refund(slot)
             return
-        await self._try_interim_edit(view)
+        await self._try_interim_edit(view, slot)
 
-    async def _try_interim_edit(self, view: str) -> None:
+    async def _acquire_unless_finishing(self) -> float | None:
+        """Wait for an interim slot, but give way at once when the message finishes.
+
+        Behind other streams on a shared budget an interim wait can last a whole round; the
+        final edit (with its reserved slot) must not queue behind it.
+        """
+        acquire = asyncio.ensure_future(self._edit_budget.acquire())
+        finishing = asyncio.ensure_future(self._finishing.wait())
+        try:
+            await asyncio.wait({acquire, finishing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            finishing.cancel()
+            if not acquire.done():
+                acquire.cancel()  # a cancelled acquire spends nothing
+        if not acquire.done() or acquire.cancelled():
+            return None
+        slot = acquire.result()
+        if self._outcome is not None:  # granted just as the answer ended: the final uses it
+            self._edit_budget.refund(slot)
+            return None
+        return slot
+
+    async def _try_interim_edit(self, view: str, slot: float) -> None:
         assert self._current is not None
         try:
-            await self._edit(self._current, view, stop_id=self._stop_id)
+            await self._edit(self._current, view, stop_id=self._stop_id, slot=slot)
             self._failed_edits = 0
         except MessageGoneError:
             await self._repost_current()
@@ -162,9 +191,22 @@ class PacedMessage:
             self._edits_broken = self._failed_edits >= MAX_FAILED_EDITS
 
     def _parts(self) -> list[Part]:
-        # Always split the whole text: a remainder that starts inside a code block would parse
-        # its closing fence as an opener. Earlier parts are stable, so they are just skipped.
-        return split_text(self.text, self._limit)[self._frozen_parts :]
+        """The live part and any that follow, split from where the frozen messages end.
+
+        Splitting only the rest keeps each edit's cost proportional to one message, not to
+        the whole answer. A rest that starts inside a code block is split with its reopened
+        fence in front (as text), so its closing fence is not parsed as an opener.
+        """
+        rest = self.text[self._frozen :]
+        if not rest:
+            return []
+        parts = split_text(self._carry + rest, self._limit)
+        if self._carry:
+            first = parts[0]
+            parts[0] = Part(
+                first.body[len(self._carry) :], self._carry + first.prefix, first.suffix
+            )
+        return parts
 
     def _interim_view(self) -> str:
         parts = self._parts()
@@ -183,20 +225,20 @@ class PacedMessage:
             done = parts.pop(0)
             await self._write_final(self._current, done.rendered)
             self._frozen += len(done.body)
-            self._frozen_parts += 1
+            self._carry = parts[0].prefix
             self._visible_upto = self._frozen
             nxt = parts[0]
-            await self._post_budget.acquire(final=True)
+            slot = await self._post_budget.acquire(final=True)
             view = interim_text(nxt.prefix + nxt.body, unit=self._unit) + self._cursor
-            self._current = await self._post(view, stop_id=self._stop_id)
+            self._current = await self._post(view, stop_id=self._stop_id, slot=slot)
             self._shown = view
 
     async def _repost_current(self) -> None:
         """The message was deleted: post its part anew and carry on streaming there."""
         log.info("streamed message was deleted; posting the rest anew")
-        await self._post_budget.acquire(final=True)
+        slot = await self._post_budget.acquire(final=True)
         try:
-            self._current = await self._post(self._interim_view(), stop_id=self._stop_id)
+            self._current = await self._post(self._interim_view(), stop_id=self._stop_id, slot=slot)
             self._shown = self._interim_view()
         except PlatformError as exc:
             log.warning("could not repost the deleted message: %s", exc)
@@ -229,9 +271,9 @@ class PacedMessage:
     async def _write_final(self, message_id: str, text: str) -> bool:
         """Edit in a final text, retrying through rate limits; False if it cannot be done."""
         for attempt in range(FINAL_ATTEMPTS):
-            await self._edit_budget.acquire(final=True)
+            slot = await self._edit_budget.acquire(final=True)
             try:
-                await self._edit(message_id, text, stop_id=None)
+                await self._edit(message_id, text, stop_id=None, slot=slot)
                 return True
             except MessageGoneError:
                 await self._post_final(text)
@@ -271,9 +313,9 @@ class PacedMessage:
 
     async def _post_final(self, text: str) -> None:
         for attempt in range(FINAL_ATTEMPTS):
-            await self._post_budget.acquire(final=True)
+            slot = await self._post_budget.acquire(final=True)
             try:
-                await self._post(text, stop_id=None)
+                await self._post(text, stop_id=None, slot=slot)
                 return
             except PlatformRateLimitedError as exc:
                 self._post_budget.block_for(exc.retry_after)
@@ -293,8 +335,11 @@ class PacedMessage:
             await self._journal.closed(self._current)
 
     # -- requests with bookkeeping -----------------------------------------------------
-    async def _post(self, text: str, *, stop_id: str | None) -> str:
-        message_id = await self._writer.post(text, stop_id=stop_id)
+    async def _post(self, text: str, *, stop_id: str | None, slot: float) -> str:
+        try:
+            message_id = await self._writer.post(text, stop_id=stop_id)
+        finally:
+            self._post_budget.settle(slot)
         self.posts += 1
         self.message_ids.append(message_id)
         self._record(text)
@@ -302,8 +347,11 @@ class PacedMessage:
             await self._journal.opened(message_id)
         return message_id
 
-    async def _edit(self, message_id: str, text: str, *, stop_id: str | None) -> None:
-        await self._writer.edit(message_id, text, stop_id=stop_id)
+    async def _edit(self, message_id: str, text: str, *, stop_id: str | None, slot: float) -> None:
+        try:
+            await self._writer.edit(message_id, text, stop_id=stop_id)
+        finally:
+            self._edit_budget.settle(slot)
         self.edits += 1
         self._shown = text
         self._record(text)

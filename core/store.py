@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS buttons (
     url TEXT,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS places (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS inflight (
     id TEXT PRIMARY KEY,
     platform TEXT NOT NULL,
@@ -85,6 +89,11 @@ class Store(Protocol):
     async def save_buttons(self, conversation: str, buttons: list[tuple[str, Button]]) -> None: ...
 
     async def button(self, button_id: str) -> StoredButton | None: ...
+
+    async def remember_place(self, place: str) -> None:
+        """Record a place (e.g. a Slack thread) the bot takes part in, whatever the scope."""
+
+    async def knows_place(self, place: str) -> bool: ...
 
     async def put_inflight(self, item: InFlight) -> None: ...
 
@@ -161,6 +170,14 @@ class SqliteStore:
         if row is None:
             return None
         return StoredButton(button_id, row[0], Button(row[1], json.loads(row[2]), row[3]))
+
+    async def remember_place(self, place: str) -> None:
+        await self._db.execute("INSERT OR IGNORE INTO places VALUES (?, ?)", (place, time.time()))
+        await self._db.commit()
+
+    async def knows_place(self, place: str) -> bool:
+        async with self._db.execute("SELECT 1 FROM places WHERE id = ?", (place,)) as cur:
+            return await cur.fetchone() is not None
 
     async def put_inflight(self, item: InFlight) -> None:
         await self._db.execute(

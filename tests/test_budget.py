@@ -74,12 +74,14 @@ def test_bad_arguments_fail_at_once() -> None:
 async def test_acquire_waits_and_refund_returns_the_slot() -> None:
     budget = RateBudget(2, 0.2, reserve=0)
     await budget.acquire(final=True)
-    await budget.acquire(final=True)
+    second = await budget.acquire(final=True)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await budget.acquire(final=True)
+    third = await budget.acquire(final=True)
     assert loop.time() - started >= 0.15
-    budget.refund()
+    budget.refund(third)
+    assert budget.spent == 2 and third not in budget._sent
+    budget.refund(second)  # expired from the window already: nothing to give back
     assert budget.spent == 2
 
 
@@ -92,3 +94,23 @@ async def test_cancelled_acquire_spends_nothing() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert budget.spent == 1
+
+
+async def test_waiters_are_served_in_order_with_finals_first() -> None:
+    budget = RateBudget(2, 0.3, reserve=0)
+    await budget.acquire(final=True)
+    await budget.acquire(final=True)
+    served: list[str] = []
+
+    async def take(name: str, final: bool) -> None:
+        await budget.acquire(final=final)
+        served.append(name)
+
+    tasks = [asyncio.create_task(take("interim-a", False))]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(take("interim-b", False)))
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(take("final", True)))
+    await asyncio.gather(*tasks)
+    assert served == ["final", "interim-a", "interim-b"]
+    assert not budget.has_capacity(final=False)

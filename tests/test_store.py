@@ -52,3 +52,15 @@ async def test_inflight_records(tmp_path: Path) -> None:
         assert [i.id for i in await store.inflight("discord")] == ["m1"]
         await store.drop_inflight("m1")
         assert await store.inflight("discord") == []
+
+
+async def test_places_are_remembered_across_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = await SqliteStore.open(path)
+    assert not await store.knows_place("slack|T1|C1:1.2")
+    await store.remember_place("slack|T1|C1:1.2")
+    await store.remember_place("slack|T1|C1:1.2")  # idempotent
+    await store.close()
+    store = await SqliteStore.open(path)
+    assert await store.knows_place("slack|T1|C1:1.2")
+    await store.close()

@@ -1,0 +1,420 @@
+"""The Discord adapter: discord.py client lifecycle and events → bridge turns.
+
+Triggers (SPEC §4): a mention in a guild channel or thread, any DM. The bot ignores itself,
+other bots and edits (it has no ``on_message_edit``), and needs no privileged intent.
+Clicks are resolved by custom id through the bridge's store (``vfb:<id>``, ``vfs:<stop_id>``),
+so buttons keep working after a restart; every click is deferred before any other work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+
+from bots.discord.components import chooser_line, chosen_view, label_of, parse_custom_id
+from bots.discord.onboarding import (
+    TOKEN_REJECTED,
+    bot_intents,
+    invite_url,
+    privileged_intents_error,
+)
+from bots.discord.ratelimits import ChannelBudgets
+from bots.discord.renderer import DiscordRenderer
+from bots.discord.writer import NO_MENTIONS, Destination, DiscordWriter, ReplyTo
+from core.admission import is_allowed_place
+from core.bridge import Bridge, ConversationKey
+from core.config import Settings
+from core.errors import ConfigError, PlatformError, PlatformPermissionError
+from core.paced_message import CURSOR, PLACEHOLDER
+from core.platform import Outcome
+from core.recovery import StoreJournal, finalize_dangling
+
+__all__ = ["DiscordBot", "run_discord"]
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+#: discord.py waits this long after the last GUILD_CREATE before `on_ready`; messages flow
+#: before it anyway, so the library's default (2 s) only delays startup.
+GUILD_READY_TIMEOUT_S = 2.0
+#: How long `start()` waits for READY before naming DISCORD_GATEWAY_URL as the problem.
+READY_TIMEOUT_S = 60.0
+#: Button sets already chosen in this process (a second quick click is ignored).
+CHOSEN_MEMORY = 4096
+EXPIRED_TEXT = "This button has expired."
+ALREADY_CHOSEN_TEXT = "This choice was already made."
+RESET_TEXT = "Conversation reset."
+RESET_DESCRIPTION = "Start over: the assistant forgets this conversation"
+THREAD_TYPES = frozenset(
+    {
+        discord.ChannelType.public_thread,
+        discord.ChannelType.private_thread,
+        discord.ChannelType.news_thread,
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a message or click happened."""
+
+    channel_id: int
+    guild_id: int | None
+    is_thread: bool
+
+    @property
+    def workspace(self) -> str:
+        return str(self.guild_id) if self.guild_id is not None else "dm"
+
+
+class _Client(discord.Client):
+    """discord.py's event hooks, forwarded to the bot (which owns all logic)."""
+
+    def __init__(self, bot: DiscordBot, **options: Any) -> None:
+        super().__init__(**options)
+        self._bot = bot
+
+    async def setup_hook(self) -> None:
+        await self._bot.register_commands()
+
+    async def on_message(self, message: discord.Message) -> None:
+        self._bot.on_message(message)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        await self._bot.on_interaction(interaction)
+
+
+class DiscordBot:
+    def __init__(
+        self,
+        settings: Settings,
+        bridge: Bridge,
+        *,
+        intents: discord.Intents | None = None,
+        guild_ready_timeout_s: float = GUILD_READY_TIMEOUT_S,
+    ) -> None:
+        if settings.discord_token is None:
+            raise ConfigError("DISCORD_TOKEN", "is required to start the Discord bot")
+        self._settings = settings
+        self._bridge = bridge
+        self._intents = intents or bot_intents()
+        self.budgets = ChannelBudgets()
+        self._client = _Client(
+            self,
+            intents=self._intents,
+            allowed_mentions=NO_MENTIONS,
+            http_trace=self.budgets.trace_config(),
+            guild_ready_timeout=guild_ready_timeout_s,
+        )
+        self._tree = app_commands.CommandTree(self._client)
+        self._add_reset_command()
+        self._reported: set[tuple[int, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._connection: asyncio.Task[None] | None = None
+        self._saved_endpoints: tuple[str, yarl.URL] | None = None
+        self._chosen: dict[int, None] = {}
+        self.invite_url: str | None = None
+
+    @property
+    def client(self) -> discord.Client:
+        return self._client
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Log in, register /reset, connect; return once READY (raises a core error)."""
+        self._point_at_endpoints()
+        try:
+            await self._login()
+            self._connection = asyncio.create_task(
+                self._client.connect(reconnect=True), name="discord-gateway"
+            )
+            await self._wait_ready(self._connection)
+        except BaseException:
+            await self.close()
+            raise
+        await finalize_dangling(self._bridge.store, PLATFORM, self._finalize_dangling)
+        self.invite_url = invite_url(self._client.application_id or 0)
+        log.info(
+            "Discord: connected as %s (application %s). Invite it with: %s",
+            self._client.user,
+            self._client.application_id,
+            self.invite_url,
+        )
+
+    async def wait_closed(self) -> None:
+        """Run until the gateway connection ends (it reconnects by itself on network faults)."""
+        if self._connection is not None:
+            await self._connection
+
+    async def close(self) -> None:
+        """Cancel running turns, disconnect, and restore discord.py's endpoints."""
+        self._closing = True  # events still arriving during shutdown start no new work
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._client.close()
+        if self._connection is not None:
+            await asyncio.gather(self._connection, return_exceptions=True)
+            self._connection = None
+        self._restore_endpoints()
+
+    async def register_commands(self) -> None:
+        """Runs inside `login()`: publish /reset globally (PUT /applications/{id}/commands)."""
+        try:
+            await self._tree.sync()
+        except discord.HTTPException as exc:
+            log.error("Discord: could not register the /reset command: %s", exc)
+
+    def _point_at_endpoints(self) -> None:
+        # Class attributes read by every Route and every gateway connection (docs/discord.md §6).
+        if self._saved_endpoints is None:
+            gateway = discord.gateway.DiscordWebSocket
+            self._saved_endpoints = (discord.http.Route.BASE, gateway.DEFAULT_GATEWAY)
+        discord.http.Route.BASE = self._settings.discord_api_url.rstrip("/")
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(
+            self._settings.discord_gateway_url
+        )
+
+    def _restore_endpoints(self) -> None:
+        if self._saved_endpoints is not None:
+            base, gateway = self._saved_endpoints
+            discord.http.Route.BASE = base
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
+            self._saved_endpoints = None
+
+    async def _login(self) -> None:
+        assert self._settings.discord_token is not None
+        try:
+            await self._client.login(self._settings.discord_token.reveal())
+        except discord.LoginFailure as exc:
+            raise ConfigError("DISCORD_TOKEN", TOKEN_REJECTED) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            url = self._settings.discord_api_url
+            raise ConfigError("DISCORD_API_URL", f"cannot reach {url} ({exc})") from exc
+
+    async def _wait_ready(self, connection: asyncio.Task[None]) -> None:
+        ready = asyncio.create_task(self._client.wait_until_ready(), name="discord-ready")
+        done, _ = await asyncio.wait(
+            {ready, connection}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ready in done:
+            return
+        ready.cancel()
+        if connection not in done:
+            url = self._settings.discord_gateway_url
+            raise ConfigError(
+                "DISCORD_GATEWAY_URL", f"no READY from {url} in {READY_TIMEOUT_S:.0f}s"
+            )
+        raise self._startup_error(connection.exception())
+
+    def _startup_error(self, exc: BaseException | None) -> Exception:
+        if isinstance(exc, discord.PrivilegedIntentsRequired):
+            text = privileged_intents_error(self._intents, self._client.application_id)
+            log.error("%s", text)
+            return PlatformPermissionError(text)
+        if isinstance(exc, discord.ConnectionClosed) and exc.code == 4004:
+            return ConfigError("DISCORD_TOKEN", TOKEN_REJECTED)
+        return PlatformError(f"Discord gateway closed before READY: {exc!r}")
+
+    # -- messages ----------------------------------------------------------------------
+    def on_message(self, message: discord.Message) -> None:
+        place = self._answerable(message)
+        if place is None:
+            return
+        me = self._client.user
+        assert me is not None
+        text = re.sub(rf"<@!?{me.id}>", "", message.content).strip()
+        key = self._key(place, message.author.id)
+        reply = ReplyTo(message.id, message.channel.id) if place.guild_id is not None else None
+        renderer = self._renderer(place, reply_to=reply)
+        turn = self._bridge.handle_message(key, text, renderer, author=str(message.author.id))
+        self._spawn(turn, f"discord turn {key.id}")
+
+    def _answerable(self, message: discord.Message) -> _Place | None:
+        """The place to answer in, or None: not for us (self, bots, not addressed, not allowed)."""
+        me = self._client.user
+        if me is None or message.author.bot or message.author.id == me.id:
+            return None
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return None
+        place = _place_of(message.channel, message.guild.id if message.guild else None)
+        if place.guild_id is None:
+            return place  # any DM
+        if not any(user.id == me.id for user in message.mentions):
+            return None
+        return place if self._allowed(place, message.channel) else None
+
+    def _allowed(self, place: _Place, channel: object) -> bool:
+        """Allowlists; a thread is allowed when it or its parent channel is listed."""
+        parent = getattr(channel, "parent_id", None)
+        return any(
+            is_allowed_place(
+                self._settings,
+                platform=PLATFORM,
+                workspace=place.workspace,
+                channel=str(candidate),
+                is_dm=False,
+            )
+            for candidate in (place.channel_id, parent)
+            if candidate is not None
+        )
+
+    def _key(self, place: _Place, user_id: int) -> ConversationKey:
+        return ConversationKey.scoped(
+            self._settings.conversation_scope,
+            platform=PLATFORM,
+            workspace=place.workspace,
+            place=str(place.channel_id),
+            user=str(user_id),
+        )
+
+    def _renderer(self, place: _Place, *, reply_to: ReplyTo | None = None) -> DiscordRenderer:
+        channel = self._client.get_partial_messageable(place.channel_id, guild_id=place.guild_id)
+        destination = Destination(channel, place.is_thread, self.budgets, self._reported)
+        journal = StoreJournal(self._bridge.store, PLATFORM, {"channel": str(place.channel_id)})
+        return DiscordRenderer(
+            destination, unit=self._settings.stream_unit, reply_to=reply_to, journal=journal
+        )
+
+    async def _finalize_dangling(self, data: dict[str, Any]) -> None:
+        """A message a killed process left streaming: end it as interrupted, drop its Stop."""
+        channel = self._client.get_partial_messageable(int(data["channel"]))
+        try:
+            message = await channel.fetch_message(int(data["message_id"]))
+        except discord.NotFound:
+            return  # deleted meanwhile: nothing is left spinning
+        writer = DiscordWriter(Destination(channel, False, self.budgets, self._reported))
+        await self.budgets.edit(str(channel.id)).acquire(final=True)
+        await writer.edit(str(message.id), interrupted_text(message.content), stop_id=None)
+
+    # -- interactions ------------------------------------------------------------------
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if self._closing or interaction.type is not discord.InteractionType.component:
+            return  # slash commands are dispatched by the command tree
+        data: Any = interaction.data or {}
+        custom_id = str(data.get("custom_id", ""))
+        parsed = parse_custom_id(custom_id)
+        if parsed is None:
+            return
+        try:  # acknowledge within Discord's 3 s before anything else (type 6, no loading state)
+            await interaction.response.defer()
+        except discord.HTTPException as exc:
+            log.warning("Discord: could not acknowledge a click: %s", exc)
+            return
+        kind, ident = parsed
+        if kind == "stop":
+            await self._on_stop(interaction, ident)
+        else:
+            await self._on_choice(interaction, custom_id, ident)
+
+    async def _on_stop(self, interaction: discord.Interaction, stop_id: str) -> None:
+        if self._bridge.stop(stop_id):
+            log.info("Discord: %s stopped turn %s", interaction.user.id, stop_id)
+            return
+        # Nothing runs under this control (finished, or from before a restart): drop it.
+        await self._edit_clicked(interaction, view=None)
+
+    async def _on_choice(
+        self, interaction: discord.Interaction, custom_id: str, ident: str
+    ) -> None:
+        message = interaction.message
+        pressed = await self._bridge.lookup_button(ident)
+        if pressed is None or message is None:
+            await self._ephemeral(interaction, EXPIRED_TEXT)
+            return
+        if message.id in self._chosen:
+            await self._ephemeral(interaction, ALREADY_CHOSEN_TEXT)
+            return
+        self._remember_chosen(message.id)
+        label = label_of(message, custom_id) or pressed.button.name
+        line = chooser_line(interaction.user.display_name, label)
+        content = f"{message.content}\n{line}" if message.content else line
+        await self._edit_clicked(interaction, content=content, view=chosen_view(message, custom_id))
+        place = _place_of(interaction.channel, interaction.guild_id, interaction.channel_id)
+        renderer = self._renderer(place)
+        self._spawn(self._bridge.handle_button(pressed, renderer), f"discord click {ident}")
+
+    async def _edit_clicked(self, interaction: discord.Interaction, **changes: Any) -> None:
+        """Edit the clicked message through the interaction webhook (not the channel bucket)."""
+        try:
+            await interaction.edit_original_response(allowed_mentions=NO_MENTIONS, **changes)
+        except discord.HTTPException as exc:
+            log.warning("Discord: could not update the clicked message: %s", exc)
+
+    async def _ephemeral(self, interaction: discord.Interaction, text: str) -> None:
+        try:
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.warning("Discord: could not answer a click: %s", exc)
+
+    def _remember_chosen(self, message_id: int) -> None:
+        self._chosen[message_id] = None
+        if len(self._chosen) > CHOSEN_MEMORY:
+            del self._chosen[next(iter(self._chosen))]
+
+    # -- /reset ------------------------------------------------------------------------
+    def _add_reset_command(self) -> None:
+        @self._tree.command(name="reset", description=RESET_DESCRIPTION)
+        async def reset(interaction: discord.Interaction) -> None:
+            await self._on_reset(interaction)
+
+    async def _on_reset(self, interaction: discord.Interaction) -> None:
+        if self._closing:
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        place = _place_of(interaction.channel, interaction.guild_id, interaction.channel_id)
+        await self._bridge.reset(self._key(place, interaction.user.id))
+        await interaction.edit_original_response(content=RESET_TEXT, allowed_mentions=NO_MENTIONS)
+
+    # -- tasks -------------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        if self._closing:
+            coro.close()
+            return
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("Discord: %s failed", task.get_name(), exc_info=exc)
+
+
+def _place_of(channel: object, guild_id: int | None, channel_id: int | None = None) -> _Place:
+    ident = getattr(channel, "id", None) or channel_id
+    if ident is None:
+        raise PlatformError("Discord event without a channel")
+    if guild_id is None:
+        guild_id = getattr(channel, "guild_id", None)
+    is_thread = getattr(channel, "type", None) in THREAD_TYPES
+    return _Place(int(ident), guild_id, is_thread)
+
+
+def interrupted_text(shown: str) -> str:
+    """The last interim text of a message whose stream died with its process, marked."""
+    body = shown.removesuffix(CURSOR).rstrip()
+    note = Outcome.INTERRUPTED.note
+    return note if body in ("", PLACEHOLDER) else f"{body}\n\n{note}"
+
+
+async def run_discord(settings: Settings, bridge: Bridge) -> None:
+    """Serve Discord until cancelled (or until the gateway fails for good)."""
+    bot = DiscordBot(settings, bridge)
+    await bot.start()
+    try:
+        await bot.wait_closed()
+    finally:
+        await bot.close()

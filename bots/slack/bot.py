@@ -1,0 +1,357 @@
+"""SlackBot: slack-bolt's AsyncApp wired to the bridge, in Socket Mode or HTTP mode.
+
+* Socket Mode when ``SLACK_APP_TOKEN`` is set, otherwise the Events API over HTTP at
+  ``/slack/events`` (bolt verifies signatures with ``SLACK_SIGNING_SECRET``).
+* Bolt acks events before listeners run; listeners only classify and hand the turn to a task
+  this bot owns (cancelled on :meth:`SlackBot.close`), so acks stay far below Slack's 3 s.
+* :class:`~bots.slack.events.EventGate` drops echoes, edits, other bots and redeliveries
+  before authorization; ``(channel, ts)`` is claimed once so a mention that arrives as both
+  ``app_mention`` and ``message`` runs one turn.
+* Buttons carry only a stored id; a click resolves it through the bridge's store, so buttons
+  keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack.api import SlackApi
+from bots.slack.blocks import (
+    BUTTON_PREFIX,
+    LINK_PREFIX,
+    STOP_PREFIX,
+    chosen_blocks,
+    plain_fallback,
+)
+from bots.slack.budgets import SlackBudgets
+from bots.slack.events import (
+    MESSAGE_TTL_S,
+    EventGate,
+    Incoming,
+    TtlSet,
+    classify,
+    is_reset,
+)
+from bots.slack.native_stream import NativeSwitch
+from bots.slack.place import SlackPlace
+from bots.slack.renderer import SlackRenderer
+from core.bridge import Bridge, ConversationKey
+from core.config import Settings
+from core.errors import ConfigError, PlatformError
+
+__all__ = ["SlackBot", "run_slack"]
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+#: A thread the bot answered in is remembered this long without a store lookup.
+THREAD_TTL_S = 7 * 24 * 3600.0
+RESET_CONFIRMATION = "🔄 Conversation reset — your next message starts a fresh conversation."
+RESET_COMMAND_HINT = (
+    " (In a thread, mention me with `reset` to restart that thread's conversation.)"
+)
+RESET_FAILED = "Sorry, the conversation could not be reset. Please try again."
+EXPIRED_BUTTON = "That button has expired — please ask again."
+#: How long /reset may take before Slack's 3 s ack deadline forces the answer.
+RESET_ACK_WAIT_S = 2.0
+
+
+class SlackBot:
+    def __init__(self, settings: Settings, bridge: Bridge, *, host: str = "0.0.0.0") -> None:
+        if settings.slack_bot_token is None:
+            raise ConfigError("SLACK_BOT_TOKEN", "is required to start the Slack bot")
+        self._settings = settings
+        self._bridge = bridge
+        self._host = host
+        self._client = AsyncWebClient(
+            token=settings.slack_bot_token.reveal(), base_url=settings.slack_api_url
+        )
+        self._api = SlackApi(self._client)
+        self._budgets = SlackBudgets()
+        self._native = NativeSwitch()
+        self._gate = EventGate(
+            bot_user_id="",
+            bot_id="",
+            allowed_workspaces=settings.allowed_workspaces,
+            allowed_channels=settings.allowed_channels,
+        )
+        self._claimed = TtlSet(MESSAGE_TTL_S)
+        self._threads = TtlSet(THREAD_TTL_S)
+        self._clicked = TtlSet(MESSAGE_TTL_S)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._socket: AsyncSocketModeHandler | None = None
+        self._runner: web.AppRunner | None = None
+        self.http_port: int | None = None
+
+    @property
+    def socket_mode(self) -> bool:
+        return self._settings.slack_app_token is not None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Authenticate, then connect Socket Mode or listen for HTTP; returns when ready."""
+        identity = await self._api.call("auth.test")
+        self._gate.bot_user_id = str(identity.get("user_id") or "")
+        self._gate.bot_id = str(identity.get("bot_id") or "")
+        app = self._build_app()
+        if self._settings.slack_app_token is not None:
+            self._socket = AsyncSocketModeHandler(
+                app, app_token=self._settings.slack_app_token.reveal(), web_client=self._client
+            )
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Slack connected in Socket Mode as %s", identity.get("user"))
+            return
+        self._runner = web.AppRunner(app.web_app(path=EVENTS_PATH))
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._settings.slack_port)
+        await site.start()
+        self.http_port = int(self._runner.addresses[0][1])
+        log.info("Slack events at http://%s:%d%s", self._host, self.http_port, EVENTS_PATH)
+
+    async def close(self) -> None:
+        """Disconnect, then end running turns (their messages are finalized as interrupted)."""
+        try:
+            if self._socket is not None:
+                await self._socket.close_async()  # type: ignore[no-untyped-call]
+            if self._runner is not None:
+                await self._runner.cleanup()
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait until every turn started so far has finished (tests, graceful shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- wiring ----------------------------------------------------------------------------
+    def _build_app(self) -> AsyncApp:
+        signing = self._settings.slack_signing_secret
+        app = AsyncApp(
+            client=self._client,
+            signing_secret=signing.reveal() if signing is not None else None,
+            request_verification_enabled=not self.socket_mode,
+            before_authorize=self._early_filter,
+            name="voiceflow-bridge",
+        )
+        app.event("app_mention")(self._on_event)
+        app.event("message")(self._on_event)
+        app.action(re.compile(f"^{re.escape(BUTTON_PREFIX)}"))(self._on_button)
+        app.action(re.compile(f"^{re.escape(STOP_PREFIX)}"))(self._on_stop)
+        app.action(re.compile(f"^{re.escape(LINK_PREFIX)}"))(self._on_link)
+        app.command("/reset")(self._on_reset_command)
+        return app
+
+    async def _early_filter(
+        self, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        reason = self._gate.reject_reason(body)
+        if reason is not None:
+            log.debug("dropped Slack event %s: %s", body.get("event_id"), reason)
+            return BoltResponse(status=200, body="")
+        await next()
+        return None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- messages --------------------------------------------------------------------------
+    async def _on_event(self, body: dict[str, Any]) -> None:
+        incoming = classify(
+            body, bot_user_id=self._gate.bot_user_id, in_known_thread=self._known_thread
+        )
+        if incoming is None:
+            incoming = await self._thread_from_store(body)
+        if incoming is None or not self._claimed.add((incoming.place.channel, incoming.ts)):
+            return
+        if incoming.place.thread_ts is not None:
+            self._threads.add((incoming.place.channel, incoming.place.thread_ts))
+            await self._bridge.store.remember_place(_place_id(incoming.place))
+        self._spawn(self._turn(incoming), name=f"slack turn {incoming.place.channel}")
+
+    def _known_thread(self, channel: str, thread_ts: str) -> bool:
+        return (channel, thread_ts) in self._threads
+
+    async def _thread_from_store(self, body: dict[str, Any]) -> Incoming | None:
+        """A thread reply after a restart: the thread is ours if its conversation exists."""
+        event = body.get("event") or {}
+        channel, thread_ts = event.get("channel"), event.get("thread_ts")
+        if not channel or not thread_ts or thread_ts == event.get("ts"):
+            return None
+        incoming = classify(body, bot_user_id=self._gate.bot_user_id, in_known_thread=_yes)
+        if incoming is None or not await self._bridge.store.knows_place(_place_id(incoming.place)):
+            return None
+        return incoming
+
+    def _key(self, place: SlackPlace) -> ConversationKey:
+        return ConversationKey.scoped(
+            self._settings.conversation_scope,
+            platform="slack",
+            workspace=place.team_id,
+            place=place.conversation_place,
+            user=place.user_id,
+        )
+
+    def _renderer(self, place: SlackPlace) -> SlackRenderer:
+        return SlackRenderer(
+            api=self._api,
+            place=place,
+            budgets=self._budgets.workspace(place.team_id),
+            native=self._native,
+            stop=self._bridge.stop,
+            unit=self._settings.stream_unit,
+        )
+
+    async def _turn(self, incoming: Incoming) -> None:
+        key = self._key(incoming.place)
+        renderer = self._renderer(incoming.place)
+        try:
+            if is_reset(incoming.text):
+                await self._bridge.reset(key)
+                await renderer.send_notice(RESET_CONFIRMATION)
+            elif incoming.text:
+                await self._bridge.handle_message(
+                    key, incoming.text, renderer, author=incoming.place.user_id
+                )
+            else:
+                await self._bridge.launch(key, renderer)
+        except Exception:
+            log.exception("Slack turn failed for %s", key.id)
+        finally:
+            await renderer.aclose()
+
+    # -- interactivity ---------------------------------------------------------------------
+    async def _on_button(
+        self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        await ack()
+        self._spawn(self._click(body, action), name="slack button")
+
+    async def _on_stop(self, ack: Callable[..., Awaitable[Any]], action: dict[str, Any]) -> None:
+        await ack()
+        stop_id = str(action.get("action_id", "")).removeprefix(STOP_PREFIX)
+        if not self._bridge.stop(stop_id):
+            log.debug("stop %s: no turn running", stop_id)
+
+    async def _on_link(self, ack: Callable[..., Awaitable[Any]]) -> None:
+        await ack()  # link buttons open their URL in the client; Slack still wants an ack
+
+    async def _click(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+        place = _click_place(body)
+        message = body.get("message") or {}
+        if not self._clicked.add((place.channel, message.get("ts"))):
+            return  # a second click on a set that is being disabled
+        button_id = str(action.get("value") or "") or str(action.get("action_id", "")).removeprefix(
+            BUTTON_PREFIX
+        )
+        renderer = self._renderer(place)
+        try:
+            pressed = await self._bridge.lookup_button(button_id)
+            if pressed is None:
+                await renderer.send_notice(EXPIRED_BUTTON)
+                return
+            await self._show_choice(place, message, pressed.button.name)
+            if place.thread_ts is not None:
+                self._threads.add((place.channel, place.thread_ts))
+            await self._bridge.handle_button(pressed, renderer)
+        except Exception:
+            log.exception("Slack button click failed")
+        finally:
+            await renderer.aclose()
+
+    async def _show_choice(self, place: SlackPlace, message: dict[str, Any], label: str) -> None:
+        """Replace the clicked button set with "<user> chose <label>"."""
+        blocks = chosen_blocks(
+            list(message.get("blocks") or []), user_id=place.user_id, label=label
+        )
+        budget = self._budgets.workspace(place.team_id).update
+        await budget.acquire(final=True)
+        try:
+            await self._api.call(
+                "chat.update",
+                channel=place.channel,
+                ts=message.get("ts"),
+                blocks=blocks,
+                text=plain_fallback(f"<@{place.user_id}> chose {label}"),
+            )
+        except PlatformError as exc:
+            log.warning("could not mark the chosen button: %s", exc)
+
+    async def _on_reset_command(
+        self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any]
+    ) -> None:
+        place = SlackPlace(
+            team_id=str(command.get("team_id") or ""),
+            channel=str(command.get("channel_id") or ""),
+            thread_ts=None,
+            user_id=str(command.get("user_id") or ""),
+            user_team_id=str(command.get("team_id") or ""),
+            status_ts="",
+        )
+        reset = asyncio.ensure_future(self._bridge.reset(self._key(place)))
+        try:
+            await asyncio.wait_for(asyncio.shield(reset), RESET_ACK_WAIT_S)
+        except TimeoutError:
+            log.warning("/reset still running after %.1fs; confirming anyway", RESET_ACK_WAIT_S)
+            self._spawn(_settle(reset), name="slack reset")
+        except Exception:
+            log.exception("/reset failed")
+            await ack(text=RESET_FAILED, response_type="ephemeral")
+            return
+        hint = "" if place.channel.startswith("D") else RESET_COMMAND_HINT
+        await ack(text=RESET_CONFIRMATION + hint, response_type="ephemeral")
+
+
+def _click_place(body: dict[str, Any]) -> SlackPlace:
+    """Where a clicked message lives: its thread, or inline (a DM)."""
+    message = body.get("message") or {}
+    user = body.get("user") or {}
+    team = str((body.get("team") or {}).get("id") or user.get("team_id") or "")
+    thread_ts = message.get("thread_ts") or None
+    return SlackPlace(
+        team_id=team,
+        channel=str((body.get("channel") or {}).get("id") or ""),
+        thread_ts=thread_ts,
+        user_id=str(user.get("id") or ""),
+        user_team_id=str(user.get("team_id") or team),
+        status_ts=str(thread_ts or message.get("ts") or ""),
+    )
+
+
+def _yes(_channel: str, _thread_ts: str) -> bool:
+    return True
+
+
+async def _settle(task: Awaitable[None]) -> None:
+    try:
+        await task
+    except Exception:
+        log.exception("/reset failed")
+
+
+async def run_slack(settings: Settings, bridge: Bridge) -> None:
+    """Run the Slack bot until cancelled."""
+    bot = SlackBot(settings, bridge)
+    await bot.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await bot.close()
+
+
+def _place_id(place: SlackPlace) -> str:
+    """A thread's id in the store's place registry (independent of CONVERSATION_SCOPE)."""
+    return f"slack|{place.team_id}|{place.channel}:{place.thread_ts}"

@@ -1,0 +1,181 @@
+"""Which Slack events become turns (SPEC §4), decided cheaply and exactly once.
+
+:class:`EventGate` runs before bolt's authorization (docs/slack.md §3): it drops edits,
+deletions and other subtypes, every bot's messages (our own ``chat.update`` echoes included),
+events from workspaces/channels not allowed, and redelivered events (same ``event_id``:
+Slack retries after 3 s without an ack, or up to hours later with Delayed Events).
+
+:func:`classify` turns an admitted event into an :class:`Incoming` turn or ``None``. A
+mention in a channel arrives twice — as ``app_mention`` and as ``message`` — so the caller
+claims ``(channel, ts)`` once with :class:`TtlSet` before running the turn.
+
+The caches are in-process: with several processes behind one app, they belong in Redis
+(``SET NX EX``) so that a redelivery to another process is still recognized.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bots.slack.place import SlackPlace
+
+__all__ = ["EVENT_TTL_S", "EventGate", "Incoming", "TtlSet", "classify", "is_reset"]
+
+#: How long an event id is remembered (Slack retries within ~5 min; Delayed Events for 24 h).
+EVENT_TTL_S = 24 * 3600.0
+#: How long a (channel, ts) stays claimed (the app_mention/message pair arrives together).
+MESSAGE_TTL_S = 3600.0
+MAX_REMEMBERED = 200_000
+#: Message subtypes that still carry a user's words; everything else is dropped.
+USER_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
+TURN_EVENTS = frozenset({"app_mention", "message"})
+
+Kind = Literal["mention", "dm", "thread"]
+
+
+class TtlSet:
+    """Remembers keys for ``ttl_s`` seconds; :meth:`add` says whether a key is new."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        *,
+        max_items: int = MAX_REMEMBERED,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl_s = ttl_s
+        self._max_items = max_items
+        self._clock = clock
+        self._seen: OrderedDict[Hashable, float] = OrderedDict()
+
+    def add(self, key: Hashable) -> bool:
+        """Remember ``key``; False if it was already remembered (and not expired)."""
+        now = self._clock()
+        self._expire(now)
+        if key in self._seen:
+            return False
+        self._seen[key] = now + self._ttl_s
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        self._expire(self._clock())
+        return key in self._seen
+
+    def _expire(self, now: float) -> None:
+        # Insertion order is expiry order (one TTL for every key).
+        while self._seen and (
+            next(iter(self._seen.values())) <= now or len(self._seen) > self._max_items
+        ):
+            self._seen.popitem(last=False)
+
+
+class EventGate:
+    """The early filter for ``event_callback`` bodies (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        bot_user_id: str,
+        bot_id: str,
+        allowed_workspaces: frozenset[str] = frozenset(),
+        allowed_channels: frozenset[str] = frozenset(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self._workspaces = allowed_workspaces
+        self._channels = allowed_channels
+        self._event_ids = TtlSet(EVENT_TTL_S, clock=clock)
+
+    def reject_reason(self, body: dict[str, Any]) -> str | None:
+        """Why this body must not reach a listener, or None to let it through."""
+        if body.get("type") != "event_callback":
+            return None
+        event = body.get("event") or {}
+        reason = self._content_reason(event) or self._place_reason(body, event)
+        if reason is not None:
+            return reason
+        event_id = body.get("event_id")
+        if isinstance(event_id, str) and not self._event_ids.add(event_id):
+            return "redelivered event"
+        return None
+
+    def _content_reason(self, event: dict[str, Any]) -> str | None:
+        if event.get("type") not in TURN_EVENTS:
+            return f"{event.get('type')} event"
+        if event.get("subtype") not in USER_SUBTYPES:
+            return f"message subtype {event.get('subtype')}"
+        if event.get("bot_id") or event.get("bot_profile"):
+            return "bot message"
+        if not event.get("user") or event.get("user") == self.bot_user_id:
+            return "own message"
+        return None
+
+    def _place_reason(self, body: dict[str, Any], event: dict[str, Any]) -> str | None:
+        if self._workspaces and body.get("team_id") not in self._workspaces:
+            return "workspace not allowed"
+        channel = str(event.get("channel") or "")
+        if self._channels and not channel.startswith("D") and channel not in self._channels:
+            return "channel not allowed"
+        return None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A user message that starts a turn."""
+
+    kind: Kind
+    place: SlackPlace
+    ts: str
+    text: str
+
+
+def classify(
+    body: dict[str, Any],
+    *,
+    bot_user_id: str,
+    in_known_thread: Callable[[str, str], bool],
+) -> Incoming | None:
+    """The turn an admitted event asks for, or None (not addressed to the bot)."""
+    event: dict[str, Any] = body.get("event") or {}
+    channel, ts = str(event.get("channel") or ""), str(event.get("ts") or "")
+    thread_ts = event.get("thread_ts") or None
+    if not channel or not ts:
+        return None
+    kind: Kind
+    if event.get("type") == "app_mention":
+        kind, root = "mention", thread_ts or ts
+    elif event.get("channel_type") == "im":
+        kind, root = "dm", thread_ts
+    elif thread_ts and thread_ts != ts and in_known_thread(channel, thread_ts):
+        kind, root = "thread", thread_ts
+    else:
+        return None
+    team_id = str(body.get("team_id") or event.get("team") or "")
+    user = str(event.get("user") or "")
+    place = SlackPlace(
+        team_id=team_id,
+        channel=channel,
+        thread_ts=root,
+        user_id=user,
+        user_team_id=str(event.get("user_team") or event.get("team") or team_id),
+        status_ts=root or ts,
+    )
+    return Incoming(kind, place, ts, clean_text(str(event.get("text") or ""), bot_user_id))
+
+
+def clean_text(text: str, bot_user_id: str) -> str:
+    """The user's words as Voiceflow should see them: no bot mention, no HTML entities."""
+    text = re.sub(rf"[ \t]*<@{re.escape(bot_user_id)}(?:\|[^>]*)?>[ \t]*", " ", text)
+    return html.unescape(text).strip()
+
+
+def is_reset(text: str) -> bool:
+    """The word ``reset`` addressed to the bot (SPEC §4), any case, with optional ``!``/``.``."""
+    return text.strip().rstrip(".!").strip().lower() == "reset"

@@ -1,0 +1,158 @@
+"""Buttons, cards, carousels and images end to end — including a click after a restart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.simulator import DefaultAgent
+from core.simulator.content import label_answer
+from tests.e2e import discord_fixtures
+from tests.e2e.discord_fixtures import DiscordWorld, expected_answer
+from tests.fakes.discord import FakeMessage
+
+discord_world = discord_fixtures.discord_world
+discord_world_factory = discord_fixtures.discord_world_factory
+
+FLAG_EPHEMERAL = 1 << 6
+
+
+def buttons_of(message: FakeMessage) -> list[dict[str, Any]]:
+    return [item for row in message.components for item in row["components"]]
+
+
+def agent_button(keyword: str, label: str) -> dict[str, Any]:
+    """The request the simulator's agent attached to the button ``label``."""
+    for trace in DefaultAgent().respond({"type": "text", "payload": keyword}):
+        for button in (trace.get("payload") or {}).get("buttons") or ():
+            if button["name"] == label:
+                request: dict[str, Any] = button["request"]
+                return request
+    raise AssertionError(f"no button {label!r}")
+
+
+async def wait_for_buttons(world: DiscordWorld, channel_id: str, label: str) -> FakeMessage:
+    def find() -> FakeMessage | None:
+        for message in world.bot_messages(channel_id):
+            if any(b.get("label") == label for b in buttons_of(message)):
+                return message
+        return None
+
+    await world.fake.wait_until(lambda: find() is not None, 15)
+    found = find()
+    assert found is not None
+    return found
+
+
+def custom_id(message: FakeMessage, label: str) -> str:
+    return str(next(b["custom_id"] for b in buttons_of(message) if b.get("label") == label))
+
+
+async def click_and_check(world: DiscordWorld, message: FakeMessage, channel_id: str) -> None:
+    """Click "Order coffee": deferred at once, request verbatim, chooser shown, set disabled."""
+    interaction_id = await world.fake.click(message.id, custom_id(message, "Order coffee"))
+    expected = label_answer("button", "Order coffee")
+    await world.wait_for_content(channel_id, expected)
+    interaction = world.fake.interactions[interaction_id]
+    assert interaction.response_type == 6  # deferred update, no loading state
+    assert (
+        interaction.response_after_s is not None and interaction.response_after_s < 3.0
+    )  # Discord kills the token at 3 s
+    assert world.voiceflow_actions()[-1] == agent_button("buttons", "Order coffee")
+    assert message.content.endswith("**human** chose *Order coffee*")
+    for button in buttons_of(message):
+        assert button.get("disabled") is True or button["style"] == 5  # links stay usable
+    chosen = next(b for b in buttons_of(message) if b.get("label") == "Order coffee")
+    assert chosen["style"] == 3
+
+
+async def test_a_click_sends_the_request_verbatim(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.mention("show me buttons")
+    message = await wait_for_buttons(w, "3000", "Order coffee")
+    ids = [b.get("custom_id") for b in buttons_of(message)]
+    assert all(i.startswith("vfb:") and len(i) <= 100 for i in ids if i is not None)
+    link = next(b for b in buttons_of(message) if b.get("label") == "Docs")
+    assert link["style"] == 5 and link["url"].startswith("https://") and "custom_id" not in link
+    assert len(message.components) == 1 and len(buttons_of(message)) == 5
+    await click_and_check(w, message, "3000")
+
+
+async def test_buttons_work_after_a_restart(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.dm("show me buttons")
+    message = await wait_for_buttons(w, "5000", "Order coffee")
+    await w.wait_settled("5000", turns=2)
+    await w.restart()
+    await click_and_check(w, message, "5000")
+
+
+async def test_an_unknown_button_says_it_expired(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.dm("show me buttons")
+    message = await wait_for_buttons(w, "5000", "Order coffee")
+    interaction_id = await w.fake.click(message.id, "vfb:0000deadbeef")
+
+    def expired() -> FakeMessage | None:
+        return next(
+            (
+                m
+                for m in w.fake.messages.values()
+                if m.flags & FLAG_EPHEMERAL and m.content == "This button has expired."
+            ),
+            None,
+        )
+
+    await w.fake.wait_until(lambda: expired() is not None, 10)
+    assert w.fake.interactions[interaction_id].response_type == 6
+    assert not message.content  # the real set is untouched
+
+
+async def test_a_second_click_on_a_chosen_set_is_refused(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.dm("show me buttons")
+    message = await wait_for_buttons(w, "5000", "Order coffee")
+    await click_and_check(w, message, "5000")
+    turns = len(w.voiceflow_actions())
+    await w.fake.click(message.id, custom_id(message, "Track order"))
+    await w.fake.wait_until(
+        lambda: any(m.content == "This choice was already made." for m in w.fake.messages.values())
+    )
+    assert len(w.voiceflow_actions()) == turns
+
+
+async def test_a_card_is_an_embed_with_its_buttons(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.dm("a card please")
+    message = await wait_for_buttons(w, "5000", "Tell me more")
+    (embed,) = message.embeds
+    assert embed["title"] == "Voiceflow café ☕"
+    assert embed["description"] == "A card with an image and two buttons."
+    assert embed["image"]["url"].startswith("https://")
+    labels = [b["label"] for b in buttons_of(message)]
+    assert labels == ["Tell me more", "Open docs"]
+
+
+async def test_a_carousel_is_one_message_of_embeds(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.dm("a carousel please")
+    message = await wait_for_buttons(w, "5000", "Espresso · Espresso")
+    assert [e["title"] for e in message.embeds] == ["Espresso", "Latte", "Crème brûlée"]
+    assert len(message.components) == 3  # one row per card, labelled with its card
+    labels = [b["label"] for b in buttons_of(message)]
+    assert labels == ["Espresso · Espresso", "Latte · Latte", "Crème brûlée · Crème brûlée"]
+    await w.fake.click(message.id, custom_id(message, "Latte · Latte"))
+    await w.wait_for_content("5000", expected_answer_for_path("Latte"))
+    assert message.content.endswith("**human** chose *Latte · Latte*")
+
+
+def expected_answer_for_path(label: str) -> str:
+    return label_answer("button", label)
+
+
+async def test_an_image_is_an_image_embed(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.dm("an image please")
+    await w.wait_for_content("5000", expected_answer("an image please"))
+    await w.fake.wait_until(lambda: any(m.embeds for m in w.bot_messages("5000")))
+    (embed,) = next(m.embeds for m in w.bot_messages("5000") if m.embeds)
+    assert embed["image"]["url"].startswith("https://")

@@ -1,0 +1,248 @@
+"""Streaming into Discord end to end: discord.py ↔ FakeDiscord, Bridge ↔ Simulator over HTTP.
+
+The acceptance of the Discord adapter issue: placeholder at completion start, paced edits inside
+the channel bucket, an exact final text, zero 429s — for a mention, a DM and a thread, three
+conversations at once in one channel, an overflowing answer with a code block, a stop and a
+deleted placeholder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from core.simulator.content import long_answer
+from tests.e2e import discord_fixtures
+from tests.e2e.discord_fixtures import (
+    PLACEHOLDER,
+    DiscordWorld,
+    WorldFactory,
+    expected_answer,
+    is_balanced,
+    max_in_window,
+    strip_cursor,
+)
+from tests.fakes.discord import FakeMessage
+
+discord_world = discord_fixtures.discord_world
+discord_world_factory = discord_fixtures.discord_world_factory
+
+QUESTION = "tell me about pacing please"
+#: The fake's buckets in these tests: 5 per 1.0 s per channel.
+LIMIT, WINDOW_S = 5, 1.0
+#: Request times are taken by the fake on arrival; allow for loopback jitter.
+JITTER_S = 0.05
+
+
+def text_actions(world: DiscordWorld) -> list[dict[str, Any]]:
+    return [a for a in world.voiceflow_actions() if a.get("type") == "text"]
+
+
+def interact_time(world: DiscordWorld, payload: str) -> float:
+    return next(
+        r.time
+        for r in world.simulator.requests
+        if r.path.endswith("/interact/stream")
+        and r.json
+        and r.json["action"] == {"type": "text", "payload": payload}
+    )
+
+
+def assert_streamed(
+    world: DiscordWorld, channel_id: str, message: FakeMessage, text: str, *, min_interim: int = 1
+) -> int:
+    """Placeholder first, then growing edits inside the bucket, exact final, no 429.
+
+    Returns the number of interim edits.
+    """
+    requests = world.requests_for(message.id)
+    create, edits = requests[0], requests[1:]
+    assert create.json["content"] == PLACEHOLDER
+    assert create.json["allowed_mentions"]["parse"] == []
+    stop = create.json["components"][0]["components"][0]
+    assert stop["custom_id"].startswith("vfs:")
+    started = interact_time(world, text)
+    assert 0 <= create.t - started < 1.0, "placeholder not posted at completion start"
+    assert len(edits) >= 1 + min_interim, "too few interim edits"
+    shown = [len(strip_cursor(e.json["content"])) for e in edits[:-1]]
+    assert shown == sorted(shown), "interim text shrank"
+    assert edits[-1].json["content"] == message.content == expected_answer(text)
+    assert edits[-1].json["components"] == []  # the stop control is gone
+    patches = [r.t for r in world.message_requests(channel_id) if r.method == "PATCH"]
+    assert max_in_window(patches, WINDOW_S - JITTER_S) <= LIMIT
+    assert world.fake.count_429 == 0
+    return len(edits) - 1
+
+
+async def test_a_mention_streams_into_a_reply(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    asked = await w.mention(QUESTION)
+    final = await w.wait_for_content("3000", expected_answer(QUESTION))
+    assert_streamed(w, "3000", final, QUESTION)
+    assert [a["type"] for a in w.voiceflow_actions()] == ["launch", "text"]
+    assert text_actions(w)[0]["payload"] == QUESTION  # the mention itself is stripped
+    first = w.bot_messages("3000")[0]
+    assert first.message_reference is not None
+    assert first.message_reference["message_id"] == asked  # the turn answers the user's message
+
+
+async def test_a_dm_streams_without_a_mention(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.dm(QUESTION)
+    final = await w.wait_for_content("5000", expected_answer(QUESTION))
+    assert_streamed(w, "5000", final, QUESTION)
+    assert all(m.message_reference is None for m in w.bot_messages("5000"))
+
+
+async def test_a_thread_is_its_own_conversation(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.mention(QUESTION, channel_id="3500")
+    final = await w.wait_for_content("3500", expected_answer(QUESTION))
+    assert_streamed(w, "3500", final, QUESTION)
+    users = {r.path.split("/user/")[1].split("/")[0] for r in w.simulator.requests}
+    assert any("|3500|" in u for u in users)
+
+
+async def test_three_conversations_stream_at_once_in_one_channel(
+    discord_world_factory: WorldFactory,
+) -> None:
+    # Answers of ~1 s, so that each of the three gets interim edits from the shared budget.
+    changes = {"conversation_scope": "channel_user"}
+    async with discord_world_factory(settings_changes=changes, token_delay_s=0.03) as w:
+        questions = {a: f"question number {a} about pacing" for a in ("2000", "2001", "2002")}
+        for author in questions:  # the greetings first, so the three answers start together
+            await w.mention("hi", author_id=author)
+            await w.wait_for_content("3000", expected_answer("hi"), count=int(author) - 1999)
+        await asyncio.gather(*(w.mention(q, author_id=a) for a, q in questions.items()))
+        finals = await asyncio.gather(
+            *(
+                w.wait_for_content("3000", expected_answer(q), within_s=30)
+                for q in questions.values()
+            )
+        )
+        interim = [
+            assert_streamed(w, "3000", final, question, min_interim=0)
+            for final, question in zip(finals, questions.values(), strict=True)
+        ]
+        assert sum(interim) >= 1  # interim edits happen; their share is the core's fairness
+        posts = [r.t for r in w.message_requests("3000") if r.method == "POST"]
+        assert max_in_window(posts, WINDOW_S - JITTER_S) <= LIMIT
+        assert {a["payload"] for a in text_actions(w)} == {"hi", *questions.values()}
+        users = {r.path.split("/user/")[1].split("/")[0] for r in w.simulator.requests}
+        assert len(users) == 3  # channel_user: one Voiceflow user per person
+
+
+async def test_a_long_answer_overflows_into_balanced_parts(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    await w.mention("something long please")
+    source = long_answer()
+    await w.wait_settled("3000", turns=2)
+    parts = _parts_complete(w, source)
+    assert parts is not None, [m.content for m in w.bot_messages("3000")]
+    assert len(parts) >= 3
+    for part in parts:
+        assert 0 < len(part.content) <= 2000
+        assert is_balanced(part.content), part.content[-200:]
+        assert part.components == []
+    assert w.fake.count_429 == 0
+
+
+def _parts_complete(world: DiscordWorld, source: str) -> list[FakeMessage] | None:
+    """The bot messages after the greeting that rebuild ``source`` exactly, or None."""
+    messages = [m for m in world.bot_messages("3000") if not m.embeds and m.content]
+    for start in range(len(messages)):
+        if rebuilds([m.content for m in messages[start:]], source):
+            return messages[start:]
+    return None
+
+
+def rebuilds(contents: list[str], source: str) -> bool:
+    """Whether the parts are consecutive slices of ``source`` covering all of it, once each,
+    allowing only a fence reopened at the start and a fence closed at the end of a part."""
+    pos = 0
+    for content in contents:
+        body = next((b for b in _bodies(content) if source.startswith(b, pos)), None)
+        if body is None:
+            return False
+        pos += len(body)
+    return pos == len(source)
+
+
+def _bodies(content: str) -> list[str]:
+    """What a part's source slice may be: the content without a reopened/closed fence."""
+    heads = [content]
+    first, _, rest = content.partition("\n")
+    if first.startswith(("```", "~~~")):
+        heads.append(rest)
+    bodies = []
+    for head in heads:
+        bodies.append(head)
+        for closer in ("\n```", "```", "\n~~~", "~~~"):
+            if head.endswith(closer):
+                bodies.append(head[: -len(closer)])
+    return sorted(bodies, key=len, reverse=True)
+
+
+async def test_stop_cancels_the_voiceflow_request(discord_world_factory: WorldFactory) -> None:
+    async with discord_world_factory(token_delay_s=0.02) as w:
+        await w.mention("something long please")
+        placeholder = await _streaming_message(w, "3000")
+        stop_id = placeholder.components[0]["components"][0]["custom_id"]
+        interaction = await w.fake.click(placeholder.id, stop_id)
+        await w.simulator.wait_for_disconnects(1)
+        await w.fake.wait_until(lambda: placeholder.content.endswith("⏹️ stopped"), 10)
+        assert placeholder.components == []
+        assert w.fake.interactions[interaction].response_type == 6
+        assert len(placeholder.content) < len(long_answer())
+        body = placeholder.content.removesuffix("⏹️ stopped").rstrip()
+        assert is_balanced(body)
+        assert long_answer().startswith(body.removesuffix("```").rstrip()[:200])
+
+
+async def _streaming_message(world: DiscordWorld, channel_id: str) -> FakeMessage:
+    """A bot message that shows streamed text and still carries its stop control."""
+
+    def streaming() -> FakeMessage | None:
+        for message in world.bot_messages(channel_id):
+            stop = message.components and "vfs:" in str(message.components)
+            if stop and len(message.edits) >= 2:
+                return message
+        return None
+
+    await world.fake.wait_until(lambda: streaming() is not None, 15)
+    found = streaming()
+    assert found is not None
+    return found
+
+
+async def test_a_deleted_placeholder_gets_the_rest_posted_anew(
+    discord_world_factory: WorldFactory,
+) -> None:
+    async with discord_world_factory(token_delay_s=0.03) as w:
+        await w.dm(QUESTION)
+        doomed = await _streaming_message(w, "5000")
+        w.fake.delete_message(doomed.id)
+        expected = expected_answer(QUESTION)
+        final = await w.wait_for_content("5000", expected)
+        assert final.id != doomed.id
+        live = [m.content for m in w.bot_messages("5000")]
+        assert live.count(expected) == 1
+        assert not any(expected in c and c != expected for c in live)  # nothing doubled
+        assert w.fake.count_429 == 0
+
+
+async def test_llm_output_never_pings(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    question = "@everyone and <@2000> hello"
+    await w.dm(question)
+    await w.wait_for_content("5000", expected_answer(question))
+    bodies = [r.json for r in w.message_requests() if r.json is not None]
+    webhook_edits = [
+        r.json for r in w.fake.requests if r.route.startswith("PATCH /webhooks") and r.json
+    ]
+    assert bodies
+    for body in bodies + webhook_edits:
+        mentions = body["allowed_mentions"]
+        assert mentions["parse"] == []
+        assert not mentions.get("users") and not mentions.get("roles")
+        assert not mentions.get("replied_user")

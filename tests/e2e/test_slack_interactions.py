@@ -1,0 +1,282 @@
+"""Slack interactivity and safety end to end: buttons, stop, reset, echoes, signatures, check.
+
+Same harness as test_slack_streaming.py: real slack-bolt against FakeSlack (Socket Mode and
+HTTP), the real Bridge with SQLite in tmp_path, the real Simulator over HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from bots.slack import check_slack, neutralize_broadcasts
+from bots.slack.mentions import ZWJ
+from core.config import Secret
+from core.simulator import DefaultAgent
+from tests.e2e import slack_fixtures
+from tests.e2e.slack_fixtures import (
+    ANSWERS,
+    CHANNEL,
+    DM,
+    SlackWorld,
+    WorldFactory,
+)
+from tests.fakes.slack import FakeMessage
+
+slack_world = slack_fixtures.slack_world
+slack_world_factory = slack_fixtures.slack_world_factory
+slack_no_proxy = slack_fixtures.slack_no_proxy
+
+
+def buttons_message(world: SlackWorld, channel: str, thread_ts: str | None) -> FakeMessage:
+    return next(
+        m
+        for m in world.answer_messages(channel, thread_ts)
+        if any(b.get("type") == "actions" for b in m.blocks or [])
+    )
+
+
+def action_ids(message: FakeMessage) -> list[str]:
+    return [
+        e["action_id"]
+        for b in message.blocks or []
+        if b.get("type") == "actions"
+        for e in b["elements"]
+    ]
+
+
+def default_buttons() -> list[dict[str, Any]]:
+    traces = DefaultAgent().respond({"type": "text", "payload": "buttons"})
+    return list(next(t for t in traces if t["type"] == "choice")["payload"]["buttons"])
+
+
+# -- buttons ---------------------------------------------------------------------------------
+async def test_button_round_trip_sends_the_request_verbatim(slack_world: SlackWorld) -> None:
+    world = slack_world
+    ts = await world.mention("buttons")
+    await world.fake.wait_until(
+        lambda: (
+            bool(world.answer_messages(CHANNEL, ts))
+            and any("actions" in str(m.blocks) for m in world.answer_messages(CHANNEL, ts))
+        )
+    )
+    await world.bot.drain()
+    message = buttons_message(world, CHANNEL, ts)
+    ids = action_ids(message)
+    assert ids[0].startswith("vfb:") and ids[-1].startswith("vfl:"), ids  # Docs is a link
+    await world.click(message, ids[0])
+    order_coffee = default_buttons()[0]
+    await world.simulator.wait_for_requests(3, path_contains="/interact/stream")
+    await world.fake.wait_until(
+        lambda: "You chose **Order coffee**" in world.answer_text(CHANNEL, ts)
+    )
+    await world.bot.drain()
+    actions = [r.json["action"] for r in world.simulator.requests if r.json and "action" in r.json]
+    assert actions[-1] == order_coffee["request"], "button request not sent verbatim"
+    chosen = world.fake.messages[(CHANNEL, message.ts)]
+    assert not action_ids(chosen), "the button set is still clickable"
+    assert "<@UHUMAN> chose *Order coffee*" in str(chosen.blocks)
+    assert world.fake.count_429 == 0
+
+
+async def test_buttons_keep_working_after_a_restart(slack_world_factory: WorldFactory) -> None:
+    async with slack_world_factory(mode="socket") as world:
+        await world.dm("buttons")
+        await world.fake.wait_until(
+            lambda: any("actions" in str(m.blocks) for m in world.answer_messages(DM, None))
+        )
+        await world.bot.drain()
+        message = buttons_message(world, DM, None)
+        await world.restart()
+        await world.click(message, action_ids(message)[1])
+        await world.fake.wait_until(
+            lambda: "You chose **Track order**" in world.answer_text(DM, None)
+        )
+        await world.bot.drain()
+        actions = [
+            r.json["action"] for r in world.simulator.requests if r.json and "action" in r.json
+        ]
+        assert actions[-1] == default_buttons()[1]["request"]
+
+
+# -- stop ------------------------------------------------------------------------------------
+async def test_stop_button_mid_stream(slack_world_factory: WorldFactory) -> None:
+    async with slack_world_factory(native_streaming=False, token_delay_s=0.02) as world:
+        await world.dm("ten thousand")
+
+        def placeholder() -> FakeMessage | None:
+            found = [m for m in world.answer_messages(DM, None) if "vfs:" in str(m.blocks)]
+            return found[0] if found else None
+
+        await world.fake.wait_until(lambda: placeholder() is not None)
+        await world.fake.wait_until(lambda: len(world.fake.calls_to("chat.update")) >= 2)
+        message = placeholder()
+        assert message is not None
+        await world.click(message, action_ids(message)[0])
+        await world.simulator.wait_for_disconnects(1)
+        await world.fake.wait_until(lambda: world.answer_text(DM, None).endswith("⏹️ stopped"))
+        await world.bot.drain()
+        shown = world.answer_text(DM, None).removesuffix("\n\n⏹️ stopped")
+        assert ANSWERS["ten thousand"].startswith(shown) and len(shown) < 10_000
+        assert "vfs:" not in str(world.fake.messages[(DM, message.ts)].blocks)
+        assert world.fake.count_429 == 0
+
+
+async def test_native_stop_by_user_cancels_the_voiceflow_request(
+    slack_world_factory: WorldFactory,
+) -> None:
+    async with slack_world_factory(token_delay_s=0.02) as world:
+        ts = await world.mention("ten thousand")
+        await world.fake.wait_until(lambda: len(world.fake.calls_to("chat.appendStream")) >= 1)
+        native = world.fake.calls_to("chat.startStream")[0].response["ts"]
+        world.fake.stop_by_user(CHANNEL, native)
+        await world.simulator.wait_for_disconnects(1)
+        await world.bot.drain()
+        assert "stopped_by_user" in [c.error for c in world.fake.calls]
+        shown = world.answer_text(CHANNEL, ts)
+        assert ANSWERS["ten thousand"].startswith(shown) and len(shown) < 10_000
+
+
+# -- text safety -----------------------------------------------------------------------------
+def test_neutralize_broadcasts() -> None:
+    text = (
+        "Hi <!channel>, <!here|here> and <!everyone>; @here @Channel @everyone! <!subteam^S1|@ops>"
+    )
+    out = neutralize_broadcasts(text)
+    assert out == (
+        f"Hi @{ZWJ}channel, @{ZWJ}here and @{ZWJ}everyone; @{ZWJ}here @{ZWJ}Channel "
+        f"@{ZWJ}everyone! @{ZWJ}ops"
+    )
+    assert neutralize_broadcasts("mail ops@here.example, @heresy, <@U123>") == (
+        "mail ops@here.example, @heresy, <@U123>"
+    )
+    assert neutralize_broadcasts(out) == out
+
+
+async def test_broadcast_mentions_are_neutralized(slack_world: SlackWorld) -> None:
+    world = slack_world
+    ts = await world.mention("broadcast")
+    await world.dm("broadcast")
+    expected = neutralize_broadcasts(ANSWERS["broadcast"])
+    await world.wait_answer(CHANNEL, ts, expected)
+    await world.wait_answer(DM, None, expected)
+    for call in world.writes():
+        wire = str(call.args)
+        assert "<!channel>" not in wire and "<!here>" not in wire
+        assert "@everyone" not in wire and " @here" not in wire
+
+
+# -- reset -----------------------------------------------------------------------------------
+def user_ids(world: SlackWorld) -> list[str]:
+    return [
+        r.path.split("/user/")[1].split("/")[0]
+        for r in world.simulator.requests
+        if r.path.endswith("/interact/stream")
+    ]
+
+
+async def test_reset_word_starts_a_fresh_conversation(slack_world: SlackWorld) -> None:
+    world = slack_world
+    await world.dm("hello there")
+    await world.wait_answer(DM, None, ANSWERS["hello there"])
+    await world.dm("Reset!")
+    await world.fake.wait_until(lambda: "Conversation reset" in world.answer_text(DM, None))
+    await world.bot.drain()
+    await world.dm("tell me more")
+    await world.fake.wait_until(
+        lambda: world.answer_text(DM, None).endswith(ANSWERS["tell me more"])
+    )
+    await world.bot.drain()
+    ids = user_ids(world)
+    assert ids[0] == ids[1] != ids[-1], ids  # launch+text on g1, then a new userID
+    assert world.text_requests() == ["hello there", "tell me more"], "reset went to Voiceflow"
+
+
+async def test_reset_in_a_mention_thread(slack_world: SlackWorld) -> None:
+    world = slack_world
+    ts = await world.mention("hello there")
+    await world.wait_answer(CHANNEL, ts, ANSWERS["hello there"])
+    await world.mention("reset", thread_ts=ts)
+    await world.fake.wait_until(lambda: "Conversation reset" in world.answer_text(CHANNEL, ts))
+    await world.bot.drain()
+    assert world.text_requests() == ["hello there"]
+
+
+async def test_reset_slash_command(slack_world: SlackWorld) -> None:
+    world = slack_world
+    await world.dm("hello there")
+    await world.wait_answer(DM, None, ANSWERS["hello there"])
+    if world.mode == "socket":
+        envelope = await world.fake.send_slash_command("/reset", "", channel_id=DM)
+        assert await world.fake.wait_ack(envelope) < 3.0
+        reply = world.fake.ack_payloads[envelope]
+    else:
+        response = await world.fake.post_slash_http(world.events_url, "/reset", "", channel_id=DM)
+        assert response.status_code == 200
+        reply = response.json()
+    assert "Conversation reset" in reply["text"]
+    await world.dm("tell me more")
+    await world.fake.wait_until(
+        lambda: world.answer_text(DM, None).endswith(ANSWERS["tell me more"])
+    )
+    await world.bot.drain()
+    ids = user_ids(world)
+    assert ids[0] != ids[-1]
+
+
+# -- events that must not become turns -----------------------------------------------------------
+async def test_own_echoes_and_other_bots_are_ignored(slack_world_factory: WorldFactory) -> None:
+    async with slack_world_factory(mode="socket") as world:
+        ts = await world.mention("hello there")
+        await world.wait_answer(CHANNEL, ts, ANSWERS["hello there"])
+        await world.fake.send_event(
+            {
+                "type": "message",
+                "channel": DM,
+                "channel_type": "im",
+                "user": "UOTHER",
+                "bot_id": "B0999",
+                "text": "hello there",
+                "ts": world.next_ts(),
+            }
+        )
+        await world.fake.wait_until(lambda: not world.fake.unacked)
+        await world.bot.drain()
+        assert world.fake.echo_envelopes, "the fake echoed nothing; the test proves nothing"
+        assert world.text_requests() == ["hello there"]
+        assert not world.fake.late_acks
+
+
+async def test_http_bad_signature_is_rejected(slack_world_factory: WorldFactory) -> None:
+    async with slack_world_factory(mode="http") as world:
+        event = {
+            "type": "message",
+            "channel_type": "im",
+            "user": "UHUMAN",
+            "text": "hello there",
+            "ts": world.next_ts(),
+            "channel": DM,
+        }
+        response = await world.fake.post_event_http(world.events_url, event, bad_signature=True)
+        assert response.status_code == 401
+        old = await world.fake.post_event_http(world.events_url, event, timestamp=1_600_000_000)
+        assert old.status_code == 401
+        await world.bot.drain()
+        assert world.simulator.requests == []
+
+
+# -- check -----------------------------------------------------------------------------------
+async def test_check_slack(slack_world_factory: WorldFactory) -> None:
+    async with slack_world_factory(mode="socket", start=False) as world:
+        good = world.settings
+        assert await check_slack(good) == []
+        bad_bot = replace(good, slack_bot_token=Secret("xoxb-wrong-token"))
+        [line] = await check_slack(bad_bot)
+        assert line.startswith("SLACK_BOT_TOKEN: rejected by Slack (invalid_auth)")
+        assert "xoxb-wrong-token" not in line
+        bad_app = replace(good, slack_app_token=Secret("xapp-wrong-token"))
+        [line] = await check_slack(bad_app)
+        assert line.startswith("SLACK_APP_TOKEN: rejected by Slack (invalid_auth)")
+        gone = replace(good, slack_api_url="http://127.0.0.1:9/api/")
+        [line] = await check_slack(gone)
+        assert line.startswith("SLACK_API_URL: cannot reach http://127.0.0.1:9/api/")
