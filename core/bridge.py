@@ -252,6 +252,7 @@ async def _voiceflow_client(settings: Settings, stack: AsyncExitStack) -> Voicef
             api_key=settings.voiceflow_api_key,
             project_id=settings.voiceflow_project_id,
             environment=settings.voiceflow_environment,
+            idle_timeout_s=settings.voiceflow_idle_timeout_s,
         )
     from core.config import Secret
     from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
@@ -265,4 +266,5 @@ async def _voiceflow_client(settings: Settings, stack: AsyncExitStack) -> Voicef
         api_key=Secret(SIMULATOR_API_KEY),
         project_id=SIMULATOR_PROJECT_ID,
         environment=settings.voiceflow_environment,
+        idle_timeout_s=settings.voiceflow_idle_timeout_s,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import logging
 import os
@@ -21,13 +20,14 @@ from typing import Any
 from dotenv import dotenv_values
 
 from core.config import ConfigErrors, Settings, load_settings
-from core.errors import VoiceflowError
+from core.errors import BridgeError, VoiceflowError
 from core.logs import setup_logging
 
 __all__ = ["main"]
 
 log = logging.getLogger("vf-bridge")
 
+SIMULATOR_NOTICE = "No VOICEFLOW_API_KEY set: talking to the built-in Voiceflow simulator."
 EXIT_CONFIG = 2
 EXIT_CHECK_FAILED = 1
 
@@ -73,9 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "simulator": lambda: _simulator(args.host, args.port, args.script),
         "check": lambda: _check(settings),
     }
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         return asyncio.run(commands[args.command]())
-    return 130
+    except KeyboardInterrupt:
+        return 130
+    except BridgeError as exc:  # e.g. STATE_URL unreachable at startup: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _chat(settings: Settings) -> int:
@@ -84,6 +88,8 @@ async def _chat(settings: Settings) -> int:
 
     if settings.log_level == "INFO":  # operator chatter would interleave with the conversation
         logging.getLogger().setLevel(logging.WARNING)
+    if settings.uses_simulator:
+        print(SIMULATOR_NOTICE, file=sys.stderr)
 
     async with open_bridge(settings) as bridge:
         return await run_chat(bridge)
@@ -114,7 +120,7 @@ async def _simulator(host: str, port: int, script: Path | None) -> int:
 
 
 async def _check(settings: Settings) -> int:
-    problems = await _check_voiceflow(settings)
+    problems = await _check_voiceflow(settings) + await _check_store(settings)
     if settings.discord_enabled:
         problems += await _adapter("discord").check_discord(settings)
     if settings.slack_enabled:
@@ -146,6 +152,19 @@ async def _check_voiceflow(settings: Settings) -> list[str]:
     finally:
         await client.aclose()
     print("ok: Voiceflow answered and accepted the key")
+    return []
+
+
+async def _check_store(settings: Settings) -> list[str]:
+    from core.store import open_store
+
+    try:
+        async with open_store(settings.state_url):
+            pass
+    except BridgeError as exc:
+        return [str(exc)]
+    except OSError as exc:
+        return [f"STATE_URL: cannot open the SQLite file ({exc.strerror})"]
     return []
 
 

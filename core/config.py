@@ -22,6 +22,7 @@ DEFAULT_DISCORD_API_URL = "https://discord.com/api/v10"
 DEFAULT_DISCORD_GATEWAY_URL = "wss://gateway.discord.gg"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_STATE_URL = "sqlite:///vf-bridge.db"
+DEFAULT_VOICEFLOW_IDLE_TIMEOUT_S = 60.0
 
 # `VF.DM.<24 hex>.<secret>`: the secret's length varies, so only prefix and parts are checked.
 _VOICEFLOW_KEY = re.compile(r"^VF\.DM\.[0-9a-fA-F]{24}\.[A-Za-z0-9_\-]+$")
@@ -60,6 +61,8 @@ class Settings:
     voiceflow_project_id: str | None = None
     voiceflow_environment: str = "production"
     voiceflow_api_url: str = DEFAULT_VOICEFLOW_API_URL
+    #: Seconds without a Voiceflow event before a started stream counts as interrupted.
+    voiceflow_idle_timeout_s: float = DEFAULT_VOICEFLOW_IDLE_TIMEOUT_S
     discord_token: Secret | None = None
     discord_api_url: str = DEFAULT_DISCORD_API_URL
     discord_gateway_url: str = DEFAULT_DISCORD_GATEWAY_URL
@@ -152,6 +155,20 @@ class _Reader:
             return default
         return value
 
+    def seconds(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.fail(name, f"must be a number of seconds, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self.fail(name, f"must be between {low:g} and {high:g} seconds, got {value:g}")
+            return default
+        return value
+
     def flag(self, name: str, default: bool) -> bool:
         raw = self.text(name)
         if raw is None:
@@ -194,6 +211,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         voiceflow_project_id=project,
         voiceflow_environment=r.text("VOICEFLOW_ENVIRONMENT", "production") or "production",
         voiceflow_api_url=r.url("VOICEFLOW_API_URL", DEFAULT_VOICEFLOW_API_URL, ("http", "https")),
+        voiceflow_idle_timeout_s=r.seconds(
+            "VOICEFLOW_IDLE_TIMEOUT_S", DEFAULT_VOICEFLOW_IDLE_TIMEOUT_S, 0.1, 3600.0
+        ),
         discord_token=discord,
         discord_api_url=r.url("DISCORD_API_URL", DEFAULT_DISCORD_API_URL, ("http", "https")),
         discord_gateway_url=r.url(
@@ -236,7 +256,7 @@ def _check_slack(
 
 def _state_url(r: _Reader) -> str:
     value = r.text("STATE_URL", DEFAULT_STATE_URL) or DEFAULT_STATE_URL
-    if not (value.startswith("sqlite:///") or value.startswith(("redis://", "rediss://"))):
-        r.fail("STATE_URL", f"must be sqlite:///PATH or redis://HOST, got {value!r}")
+    if not value.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+        r.fail("STATE_URL", f"must be sqlite:///PATH or redis://HOST:PORT/DB, got {value!r}")
         return DEFAULT_STATE_URL
     return value

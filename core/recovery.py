@@ -35,7 +35,7 @@ class StoreJournal:
         await self._store.put_inflight(InFlight(self._id(message_id), self._platform, data))
 
     async def closed(self, message_id: str) -> None:
-        await self._store.drop_inflight(self._id(message_id))
+        await self._store.drop_inflight(self._platform, self._id(message_id))
 
 
 async def finalize_dangling(
@@ -49,7 +49,7 @@ async def finalize_dangling(
             count += 1
         except Exception:  # one broken message must not stop the others or the start
             log.exception("could not finalize dangling message %s", item.id)
-        await store.drop_inflight(item.id)
+        await store.drop_inflight(platform, item.id)
     if count:
         log.info("finalized %d %s message(s) left streaming by a previous process", count, platform)
     return count

@@ -21,6 +21,7 @@ from core.traces import Button
 
 __all__ = ["Conversation", "InFlight", "SqliteStore", "Store", "StoredButton", "open_store"]
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 #: Stored buttons older than this are forgotten (clicks then say "expired").
 BUTTON_TTL_S = 30 * 24 * 3600
 
@@ -97,7 +98,7 @@ class Store(Protocol):
 
     async def put_inflight(self, item: InFlight) -> None: ...
 
-    async def drop_inflight(self, item_id: str) -> None: ...
+    async def drop_inflight(self, platform: str, item_id: str) -> None: ...
 
     async def inflight(self, platform: str) -> list[InFlight]: ...
 
@@ -186,8 +187,10 @@ class SqliteStore:
         )
         await self._db.commit()
 
-    async def drop_inflight(self, item_id: str) -> None:
-        await self._db.execute("DELETE FROM inflight WHERE id = ?", (item_id,))
+    async def drop_inflight(self, platform: str, item_id: str) -> None:
+        await self._db.execute(
+            "DELETE FROM inflight WHERE platform = ? AND id = ?", (platform, item_id)
+        )
         await self._db.commit()
 
     async def inflight(self, platform: str) -> list[InFlight]:
@@ -203,10 +206,14 @@ class SqliteStore:
 
 @asynccontextmanager
 async def open_store(state_url: str) -> AsyncIterator[Store]:
-    """Open the store named by ``STATE_URL`` (``sqlite:///path``)."""
-    if not state_url.startswith("sqlite:///"):
-        raise ValueError(f"unsupported STATE_URL scheme: {state_url.split(':', 1)[0]}")
-    store = await SqliteStore.open(state_url.removeprefix("sqlite:///"))
+    """Open the store named by ``STATE_URL``: ``sqlite:///path`` or ``redis://host:port/db``."""
+    store: Store
+    if state_url.startswith(REDIS_SCHEMES):
+        from core.store_redis import RedisStore
+
+        store = await RedisStore.open(state_url)
+    else:
+        store = await SqliteStore.open(state_url.removeprefix("sqlite:///"))
     try:
         yield store
     finally:

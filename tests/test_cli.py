@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from tests.redis_server import redis_server
 
 KEY = "VF.DM.0123456789abcdef01234567.TopSecretValue42"
 PROJECT = "0123456789abcdef01234567"
@@ -100,9 +101,10 @@ async def test_piped_chat_against_a_simulator_process(
 
 
 async def test_chat_without_a_key_uses_the_built_in_simulator(environ: dict[str, str]) -> None:
-    code, out, _ = await run(["chat"], environ, b"card\n")
+    code, out, err = await run(["chat"], environ, b"card\n")
     assert code == 0
     assert "Hi! I'm the voiceflow-bridge simulator" in out and "▣" in out
+    assert "built-in Voiceflow simulator" in err
 
 
 @pytest.mark.parametrize(
@@ -147,3 +149,20 @@ async def test_check_reports_a_rejected_key_without_echoing_it(environ: dict[str
     problems = [line for line in out.splitlines() if line.startswith("problem:")]
     assert len(problems) == 1 and "VOICEFLOW_API_KEY" in problems[0]
     assert KEY not in out + err and "TopSecretValue42" not in out + err
+
+
+async def test_an_unreachable_redis_is_one_line_naming_state_url(environ: dict[str, str]) -> None:
+    unreachable = environ | {"STATE_URL": "redis://127.0.0.1:9/0"}
+    code, out, err = await run(["check"], unreachable)
+    assert code != 0
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and "STATE_URL" in problems[0]
+    code, out, err = await run(["chat"], unreachable, b"hello\n")
+    assert code != 0 and "Traceback" not in err
+    assert [line for line in err.splitlines() if "STATE_URL" in line]
+
+
+async def test_chat_on_a_redis_store(environ: dict[str, str], tmp_path: Path) -> None:
+    async with redis_server(tmp_path) as url:
+        code, out, _ = await run(["chat"], environ | {"STATE_URL": url}, b"hello\n")
+    assert code == 0 and "You said: **hello**" in out

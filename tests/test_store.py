@@ -1,15 +1,33 @@
-"""SqliteStore on a real file: schema on open, generations, buttons across reopen, inflight."""
+"""The store contract on a real SQLite file and a real Redis server: same tests, same results."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from core.store import InFlight, SqliteStore, open_store
+import pytest
+
+from core.store import InFlight, Store, open_store
 from core.traces import Button
+from tests.redis_server import redis_server
+
+StoreFactory = Callable[[], AbstractAsyncContextManager[Store]]
 
 
-async def test_conversation_lifecycle(tmp_path: Path) -> None:
-    async with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+@pytest.fixture(params=["sqlite", "redis"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Opens stores on one backing database (so a reopen sees the same data)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 's.db'}"
+        yield lambda: open_store(url)
+        return
+    async with redis_server(tmp_path) as redis_url:
+        yield lambda: open_store(redis_url)
+
+
+async def test_conversation_lifecycle(stores: StoreFactory) -> None:
+    async with stores() as store:
         assert await store.conversation("k") is None
         first = await store.begin("k")
         assert (first.generation, first.ended) == (1, False)
@@ -21,46 +39,47 @@ async def test_conversation_lifecycle(tmp_path: Path) -> None:
         assert old is not None and old.generation == 1
         rotated = await store.conversation("k")
         assert rotated is not None and (rotated.generation, rotated.ended) == (2, True)
+        reopened = await store.begin("k")
+        assert (reopened.generation, reopened.ended) == (2, False)
 
 
-async def test_rotate_of_an_unknown_conversation_starts_at_generation_two(tmp_path: Path) -> None:
-    async with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+async def test_rotate_of_an_unknown_conversation_starts_at_generation_two(
+    stores: StoreFactory,
+) -> None:
+    async with stores() as store:
         assert await store.rotate("new") is None
         found = await store.conversation("new")
         assert found is not None and found.generation == 2
 
 
-async def test_buttons_survive_a_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+async def test_buttons_survive_a_reopen(stores: StoreFactory) -> None:
     request = {"type": "path-abc", "payload": {"label": "Go", "actions": []}}
-    store = await SqliteStore.open(path)
-    await store.save_buttons("conv", [("b1", Button("Go", request, None))])
-    await store.close()
-    store = await SqliteStore.open(path)
-    stored = await store.button("b1")
-    await store.close()
+    async with stores() as store:
+        await store.save_buttons("conv", [("b1", Button("Go", request, None))])
+    async with stores() as store:
+        stored = await store.button("b1")
+        assert await store.button("nope") is None
     assert stored is not None
     assert stored.conversation == "conv"
     assert stored.button.request == request
     assert stored.button.name == "Go"
 
 
-async def test_inflight_records(tmp_path: Path) -> None:
-    async with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+async def test_inflight_records(stores: StoreFactory) -> None:
+    async with stores() as store:
         await store.put_inflight(InFlight("m1", "discord", {"channel": "3000"}))
         await store.put_inflight(InFlight("m2", "slack", {"channel": "C1"}))
-        assert [i.id for i in await store.inflight("discord")] == ["m1"]
-        await store.drop_inflight("m1")
-        assert await store.inflight("discord") == []
+        await store.put_inflight(InFlight("m3", "discord", {"channel": "3001"}))
+        assert [i.id for i in await store.inflight("discord")] == ["m1", "m3"]
+        await store.drop_inflight("discord", "m1")
+        assert [i.data for i in await store.inflight("discord")] == [{"channel": "3001"}]
+        assert [i.id for i in await store.inflight("slack")] == ["m2"]
 
 
-async def test_places_are_remembered_across_a_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    store = await SqliteStore.open(path)
-    assert not await store.knows_place("slack|T1|C1:1.2")
-    await store.remember_place("slack|T1|C1:1.2")
-    await store.remember_place("slack|T1|C1:1.2")  # idempotent
-    await store.close()
-    store = await SqliteStore.open(path)
-    assert await store.knows_place("slack|T1|C1:1.2")
-    await store.close()
+async def test_places_are_remembered_across_a_reopen(stores: StoreFactory) -> None:
+    async with stores() as store:
+        assert not await store.knows_place("slack|T1|C1:1.2")
+        await store.remember_place("slack|T1|C1:1.2")
+        await store.remember_place("slack|T1|C1:1.2")  # idempotent
+    async with stores() as store:
+        assert await store.knows_place("slack|T1|C1:1.2")

@@ -40,6 +40,7 @@ class Faults:
     internal_error: bool = False  # `debug` "An internal error occurred." then `end`
     non_json_data: bool = False  # a `trace` event whose data is not JSON, first in the turn
     unknown_trace: bool = False  # a trace of an unknown type, first in the turn
+    malformed_lines: bool = False  # junk SSE lines and trace events of the wrong shape, first
     noise: bool = True  # debug/path/block/flow traces interleaved
     # Pre-stream failures (§6).
     production_unpublished: bool = False  # environment=production -> 404

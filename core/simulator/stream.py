@@ -37,6 +37,19 @@ SSE_HEADERS = {
 }
 INTERNAL_ERROR_MESSAGE = "An internal error occurred."
 _TRACES_BEFORE_INTERNAL_ERROR = 2
+#: What a broken proxy or a buggy runtime might put on the wire (``malformed_lines``): a line
+#: without a colon, an unknown field, ``trace`` events whose data is JSON but not a trace
+#: object, a completion of an unknown state, and an event type nobody documented.
+MALFORMED_LINES = (
+    "this line has no colon\n"
+    "bogus-field: 1\n\n"
+    "event: trace\ndata: [1, 2, 3]\n\n"
+    'event: trace\ndata: "just a string"\n\n'
+    'event: trace\ndata: {"type": "completion", "payload": null}\n\n'
+    'event: trace\ndata: {"type": "completion", "payload": {"state": "sideways"}}\n\n'
+    'event: surprise\ndata: {"type": "text"}\n\n'
+    "data: an unnamed message event\n\n"
+)
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,8 @@ class TurnStream:
         writer = _Writer(response, self.faults)
         if self.faults.send_retry_line:
             await writer.write(encode_retry(fmt))
+        if self.faults.malformed_lines:
+            await writer.write(MALFORMED_LINES.replace("\n", fmt.newline).encode())
         for sent, event in enumerate(events):
             if sent == self.faults.close_after_events:
                 await self._break(response, writer)

@@ -1,0 +1,121 @@
+"""RedisStore: the conversation store for several processes (``STATE_URL=redis://…``).
+
+Same contract and semantics as :class:`core.store.SqliteStore`. Every write is one command, a
+MULTI/EXEC transaction or one Lua script, so concurrent processes never see half a record.
+Keys are namespaced ``vfb:``; stored buttons and places expire after :data:`BUTTON_TTL_S`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from core.errors import ConfigError
+from core.store import BUTTON_TTL_S, Conversation, InFlight, StoredButton
+from core.traces import Button
+
+__all__ = ["RedisStore"]
+
+PREFIX = "vfb:"
+
+# Reset: bump the generation (a new conversation starts at 2, as in SQLite) and mark ended.
+_ROTATE = """
+local old = redis.call('HMGET', KEYS[1], 'generation', 'ended')
+if old[1] then
+  redis.call('HINCRBY', KEYS[1], 'generation', 1)
+else
+  redis.call('HSET', KEYS[1], 'generation', 2)
+end
+redis.call('HSET', KEYS[1], 'ended', 1)
+return old
+"""
+
+
+class RedisStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+        self._rotate = client.register_script(_ROTATE)
+
+    @classmethod
+    async def open(cls, url: str) -> RedisStore:
+        client = aioredis.Redis.from_url(url, decode_responses=True)
+        try:
+            await client.ping()
+        except RedisError as exc:
+            await client.aclose()
+            raise ConfigError("STATE_URL", f"cannot reach Redis ({exc})") from None
+        return cls(client)
+
+    @staticmethod
+    def _conv(key: str) -> str:
+        return f"{PREFIX}conv:{key}"
+
+    async def conversation(self, key: str) -> Conversation | None:
+        generation, ended = await self._redis.hmget(self._conv(key), ["generation", "ended"])
+        if generation is None:
+            return None
+        return Conversation(key, int(generation), ended == "1")
+
+    async def begin(self, key: str) -> Conversation:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(self._conv(key), "generation", 1)
+            pipe.hset(self._conv(key), "ended", 0)
+            pipe.hget(self._conv(key), "generation")
+            *_, generation = await pipe.execute()
+        return Conversation(key, int(generation), False)
+
+    async def set_ended(self, key: str, ended: bool) -> None:
+        if await self._redis.exists(self._conv(key)):
+            await self._redis.hset(self._conv(key), "ended", int(ended))
+
+    async def rotate(self, key: str) -> Conversation | None:
+        generation, ended = await self._rotate(keys=[self._conv(key)])
+        if generation is None:
+            return None
+        return Conversation(key, int(generation), ended == "1")
+
+    async def save_buttons(self, conversation: str, buttons: list[tuple[str, Button]]) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for button_id, button in buttons:
+                record = {
+                    "conversation": conversation,
+                    "name": button.name,
+                    "request": button.request,
+                    "url": button.url,
+                }
+                pipe.set(f"{PREFIX}button:{button_id}", json.dumps(record), ex=BUTTON_TTL_S)
+            await pipe.execute()
+
+    async def button(self, button_id: str) -> StoredButton | None:
+        raw = await self._redis.get(f"{PREFIX}button:{button_id}")
+        if raw is None:
+            return None
+        record: dict[str, Any] = json.loads(raw)
+        button = Button(record["name"], record["request"], record["url"])
+        return StoredButton(button_id, record["conversation"], button)
+
+    async def remember_place(self, place: str) -> None:
+        await self._redis.set(f"{PREFIX}place:{place}", 1, ex=BUTTON_TTL_S)
+
+    async def knows_place(self, place: str) -> bool:
+        return bool(await self._redis.exists(f"{PREFIX}place:{place}"))
+
+    async def put_inflight(self, item: InFlight) -> None:
+        record = json.dumps({"data": item.data, "created": time.time()})
+        await self._redis.hset(f"{PREFIX}inflight:{item.platform}", item.id, record)
+
+    async def drop_inflight(self, platform: str, item_id: str) -> None:
+        await self._redis.hdel(f"{PREFIX}inflight:{platform}", item_id)
+
+    async def inflight(self, platform: str) -> list[InFlight]:
+        rows = await self._redis.hgetall(f"{PREFIX}inflight:{platform}")
+        items = [(json.loads(raw), str(item_id)) for item_id, raw in rows.items()]
+        items.sort(key=lambda pair: pair[0]["created"])
+        return [InFlight(item_id, platform, record["data"]) for record, item_id in items]
+
+    async def close(self) -> None:
+        await self._redis.aclose()
