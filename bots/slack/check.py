@@ -24,8 +24,6 @@ REQUIRED_BOT_SCOPES = frozenset(
         "app_mentions:read",
         "chat:write",
         "im:history",
-        "im:read",
-        "im:write",
         "channels:history",
         "groups:history",
         "commands",
