@@ -16,6 +16,7 @@ import discord
 from bots.discord.components import card_messages, choice_views, image_embed
 from bots.discord.writer import DISCORD_MAX_CHARS, Destination, DiscordWriter, ReplyTo
 from core.errors import PlatformRateLimitedError
+from core.live_messages import GuardedStream, LiveMessages
 from core.markdown import split_text
 from core.paced_message import PacedMessage
 from core.platform import ButtonRef, Journal
@@ -56,10 +57,11 @@ class DiscordRenderer:
         except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             log.debug("typing cue failed in channel %s: %s", self._dest.channel_id, exc)
 
-    def start_stream(self, stop_id: str) -> PacedMessage:
+    def start_stream(self, stop_id: str) -> GuardedStream:
         budgets, channel_id = self._dest.budgets, self._dest.channel_id
+        live = LiveMessages(self._writer, budget=budgets.edit(channel_id), journal=self._journal)
         stream = PacedMessage(
-            self._writer,
+            live,
             edit_budget=budgets.edit(channel_id),
             post_budget=budgets.post(channel_id),
             stop_id=stop_id,
@@ -67,7 +69,7 @@ class DiscordRenderer:
             journal=self._journal,
         )
         self.streams.append(stream)
-        return stream
+        return GuardedStream(stream, live)
 
     async def send_text(self, text: str) -> None:
         for part in split_text(text, DISCORD_MAX_CHARS):

@@ -42,6 +42,7 @@ from bots.slack.events import (
     classify,
     is_reset,
 )
+from bots.slack.journal import SlackJournal, finalize_slack_dangling
 from bots.slack.native_stream import NativeSwitch
 from bots.slack.place import SlackPlace
 from bots.slack.renderer import SlackRenderer
@@ -103,6 +104,7 @@ class SlackBot:
         identity = await self._api.call("auth.test")
         self._gate.bot_user_id = str(identity.get("user_id") or "")
         self._gate.bot_id = str(identity.get("bot_id") or "")
+        await finalize_slack_dangling(self._bridge.store, self._api)
         app = self._build_app()
         if self._settings.slack_app_token is not None:
             self._socket = AsyncSocketModeHandler(
@@ -213,6 +215,7 @@ class SlackBot:
             native=self._native,
             stop=self._bridge.stop,
             unit=self._settings.stream_unit,
+            journal=SlackJournal(self._bridge.store, place.channel),
         )
 
     async def _turn(self, incoming: Incoming) -> None:

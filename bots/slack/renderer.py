@@ -17,11 +17,13 @@ from typing import Any, Literal
 from bots.slack.api import SlackApi
 from bots.slack.blocks import button_blocks, card_blocks, image_blocks, plain_fallback
 from bots.slack.budgets import WorkspaceBudgets
+from bots.slack.journal import SlackJournal
 from bots.slack.mentions import neutralize_broadcasts
 from bots.slack.native_stream import NativeSwitch, SlackNativeStream
 from bots.slack.place import SlackPlace
 from bots.slack.writer import SlackWriter
 from core.errors import PlatformError, PlatformRateLimitedError
+from core.live_messages import GuardedStream, LiveMessages
 from core.markdown import split_text
 from core.paced_message import PacedMessage
 from core.platform import ButtonRef, StreamedMessage
@@ -53,6 +55,7 @@ class SlackRenderer:
         native: NativeSwitch,
         stop: Callable[[str], bool],
         unit: Literal["word", "sentence"] = "word",
+        journal: SlackJournal | None = None,
     ) -> None:
         self._api = api
         self._place = place
@@ -60,6 +63,7 @@ class SlackRenderer:
         self._native = native
         self._stop = stop
         self._unit = unit
+        self._journal = journal
         self._status_shown = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -122,14 +126,23 @@ class SlackRenderer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- internals -------------------------------------------------------------------------
-    def _paced(self, stop_id: str) -> PacedMessage:
-        return PacedMessage(
+    def _paced(self, stop_id: str) -> GuardedStream:
+        journal = self._journal
+        live = LiveMessages(
             SlackWriter(self._api, self._place),
+            budget=self._budgets.update,
+            journal=journal,
+            on_shown=journal.showing if journal is not None else None,
+        )
+        paced = PacedMessage(
+            live,
             edit_budget=self._budgets.update,
             post_budget=self._budgets.post(self._place.channel),
             stop_id=stop_id,
             unit=self._unit,
+            journal=journal,
         )
+        return GuardedStream(paced, live)
 
     def _stop_quietly(self, stop_id: str) -> None:
         if not self._stop(stop_id):

@@ -1,0 +1,129 @@
+"""Discord faults, end to end: real discord.py against FakeDiscord's scripted failures.
+
+The faulted answer streams in the DM (channel 5000) while a second conversation streams in
+channel 3001 at the same time; both must end exact, with nothing left hanging.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.e2e import discord_fixtures
+from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory
+from tests.faults.invariants import (
+    ANSWERS,
+    discord_answer,
+    fault,
+    fault_agent,
+    is_hanging,
+    wait_discord,
+)
+
+discord_world_factory = discord_fixtures.discord_world_factory
+
+DM, OTHER, LOCKED = "5000", "3001", "3000"
+EDIT_IN_DM = r"/channels/5000/messages/\d+"
+RATE_LIMITED = {"message": "You are being rate limited.", "retry_after": 0.1, "global": False}
+
+
+@pytest.fixture
+async def world(discord_world_factory: WorldFactory) -> AsyncIterator[DiscordWorld]:
+    async with discord_world_factory(token_delay_s=0.01) as w:
+        w.simulator.agent = fault_agent()
+        yield w
+
+
+async def answer_both(w: DiscordWorld, question: str = "medium question") -> None:
+    """The faulted DM and a concurrent mention in another channel both end exact."""
+    await w.dm(question)
+    await w.mention("second conversation", channel_id=OTHER)
+    await wait_discord(w, DM, ANSWERS[question])
+    await wait_discord(w, OTHER, ANSWERS["second conversation"])
+
+
+async def test_a_429_storm_with_via_is_retried_by_discord_py(world: DiscordWorld) -> None:
+    w = world
+    headers = {"Via": "1.1 google", "Retry-After": "1", "X-RateLimit-Scope": "user"}
+    w.fake.inject("PATCH", EDIT_IN_DM, status=429, body=RATE_LIMITED, headers=headers, times=8)
+    fault("discord 429 storm with Via")
+    await answer_both(w)
+    assert w.fake.count_429 >= 8
+
+
+async def test_a_429_storm_without_via_is_waited_out_by_the_budget(world: DiscordWorld) -> None:
+    w = world
+    headers = {"Retry-After": "0.2"}  # no Via: discord.py raises, our writer maps it
+    w.fake.inject("PATCH", EDIT_IN_DM, status=429, body=RATE_LIMITED, headers=headers, times=8)
+    fault("discord 429 storm without Via")
+    await answer_both(w)
+    assert w.fake.count_429 >= 6  # more than the pacer's final attempts: the guard released it
+
+
+async def test_a_global_429_holds_every_channel_and_loses_nothing(world: DiscordWorld) -> None:
+    w = world
+    body = {**RATE_LIMITED, "global": True}
+    headers = {"Via": "1.1 google", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"}
+    w.fake.inject("*", r"/channels/\d+/messages.*", status=429, body=body, headers=headers, times=3)
+    fault("discord global 429")
+    await answer_both(w)
+    assert w.fake.count_429 >= 3
+
+
+async def test_5xx_on_edits_loses_nothing(world: DiscordWorld) -> None:
+    w = world
+    body = {"message": "503: Service Unavailable", "code": 0}
+    w.fake.inject("PATCH", EDIT_IN_DM, status=503, body=body, times=4)
+    fault("discord 503 on edits")
+    await answer_both(w)
+
+
+async def test_a_deleted_placeholder_404_gets_the_rest_posted_anew(world: DiscordWorld) -> None:
+    w = world
+    await w.dm("medium question")
+    await w.mention("second conversation", channel_id=OTHER)
+    await w.fake.wait_until(lambda: any(len(m.edits) >= 2 for m in discord_answer(w, DM)))
+    doomed = discord_answer(w, DM)[0]
+    w.fake.delete_message(doomed.id)  # later PATCHes get 404 / 10008
+    fault("discord 404 on edit (placeholder deleted)")
+    messages = await wait_discord(w, DM, ANSWERS["medium question"])
+    assert doomed.id not in [m.id for m in messages]
+    await wait_discord(w, OTHER, ANSWERS["second conversation"])
+
+
+async def test_a_missing_permission_is_one_log_line_and_no_retry_loop(
+    world: DiscordWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world
+    body = {"code": 50013, "message": "Missing Permissions"}
+    w.fake.inject("POST", rf"/channels/{LOCKED}/messages", status=403, body=body, times=1000)
+    fault("discord 403 missing permission")
+    await w.mention("short question", channel_id=LOCKED)
+    await w.mention("medium question", channel_id=LOCKED)
+    await w.simulator.wait_for_turns(3)  # launch + two text turns, all read to the end
+    await w.mention("second conversation", channel_id=OTHER)
+    await wait_discord(w, OTHER, ANSWERS["second conversation"])
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and "lacks the" in r.getMessage()
+    ]
+    assert len(lines) == 1 and "'Send Messages'" in lines[0] and LOCKED in lines[0], lines
+    refused = [r for r in w.fake.requests if r.status == 403]
+    assert len(refused) <= 12  # a few tries per answer, not a loop
+    assert not any(isinstance(r.exc_info, tuple) for r in caplog.records if r.levelno >= 40)
+
+
+async def test_a_gateway_drop_mid_stream_resumes_and_loses_nothing(world: DiscordWorld) -> None:
+    w = world
+    await w.dm("medium question")
+    await w.fake.wait_until(lambda: any(len(m.edits) >= 1 for m in discord_answer(w, DM)))
+    await w.fake.drop_gateway()
+    fault("discord gateway disconnect mid-stream")
+    await w.fake.wait_until(lambda: w.fake.gateway.resume_count == 1)
+    await wait_discord(w, DM, ANSWERS["medium question"])
+    await w.mention("second conversation", channel_id=OTHER)  # events flow after the resume
+    await wait_discord(w, OTHER, ANSWERS["second conversation"])
+    assert not any(is_hanging(m) for m in discord_answer(w, DM))

@@ -1,0 +1,213 @@
+"""`kill -9` mid-stream, then a restart: a real `python -m core run` child process each time.
+
+The fakes (FakeDiscord / FakeSlack) and the Voiceflow simulator run in the test process; the
+child reaches them over HTTP through the same variables an operator sets. The child's SQLite
+journal is all that survives the kill: the next child must finalize the dangling placeholder
+as interrupted — its last text, the "⚠️ interrupted" note, no cursor, no Stop control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from tests.e2e.discord_fixtures import CURSOR
+from tests.fakes.discord import FakeDiscord, FakeMessage
+from tests.fakes.slack import FakeSlack
+from tests.faults.invariants import (
+    ANSWERS,
+    CHECKED,
+    INTERRUPTED,
+    fault,
+    fault_agent,
+    slack_hanging,
+)
+from tests.faults.outputs import record
+
+REPO = Path(__file__).resolve().parents[2]
+QUESTION = "medium question"
+STARTUP_S = 30.0
+
+
+class Child:
+    """``python -m core run`` with its output drained (a full pipe would block it)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.output: list[str] = []
+        assert proc.stderr is not None
+        self._drain = asyncio.create_task(self._read(proc.stderr))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            self.output.append(line.decode(errors="replace"))
+
+    async def stop(self, sig: int) -> int:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+        code = await asyncio.wait_for(self.proc.wait(), 30)
+        await self._drain
+        record("".join(self.output))
+        return code
+
+
+@contextlib.asynccontextmanager
+async def child(env: dict[str, str], cwd: Path) -> AsyncIterator[Child]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "core",
+        "run",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    running = Child(proc)
+    try:
+        yield running
+    finally:
+        if proc.returncode is None:
+            await running.stop(signal.SIGKILL)
+
+
+def base_env(tmp_path: Path, simulator: Simulator, **extra: str) -> dict[str, str]:
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VOICEFLOW_", "DISCORD_", "SLACK_")) and "proxy" not in k.lower()
+    }
+    return {
+        **keep,
+        "PYTHONPATH": str(REPO),
+        "STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
+        "VOICEFLOW_API_KEY": SIMULATOR_API_KEY,
+        "VOICEFLOW_PROJECT_ID": SIMULATOR_PROJECT_ID,
+        "VOICEFLOW_API_URL": simulator.url,
+        "LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
+@pytest.fixture
+async def slow_simulator() -> AsyncIterator[Simulator]:
+    async with Simulator(token_delay_s=0.05) as simulator:  # ~7 s for the medium answer
+        simulator.agent = fault_agent()
+        yield simulator
+
+
+def discord_streaming(fake: FakeDiscord) -> FakeMessage | None:
+    for message in fake.channel_messages("5000"):
+        if "vfs:" in str(message.components) and len(message.edits) >= 2:
+            return message
+    return None
+
+
+async def test_kill_9_mid_stream_on_discord_is_finalized_at_the_next_start(
+    tmp_path: Path, slow_simulator: Simulator
+) -> None:
+    async with FakeDiscord(limit=5, window_s=1.0) as fake:
+        env = base_env(
+            tmp_path,
+            slow_simulator,
+            DISCORD_TOKEN=fake.token,
+            DISCORD_API_URL=fake.api_url,
+            DISCORD_GATEWAY_URL=fake.gateway_url,
+        )
+        async with child(env, tmp_path) as first:
+            await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
+            await fake.send_message(QUESTION, channel_id="5000")
+            await fake.wait_until(lambda: discord_streaming(fake) is not None, STARTUP_S)
+            assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+        fault("process kill -9 mid-stream (Discord)")
+        doomed = discord_streaming(fake)
+        assert doomed is not None
+        shown = doomed.content.removesuffix(CURSOR)
+        assert ANSWERS[QUESTION].startswith(shown.rstrip()) and shown != ANSWERS[QUESTION]
+        async with child(env, tmp_path) as second:
+            await fake.wait_until(lambda: fake.gateway.identify_count == 2, STARTUP_S)
+            await fake.wait_until(lambda: doomed.content.endswith(INTERRUPTED), STARTUP_S)
+            assert doomed.content == f"{shown.rstrip()}\n\n{INTERRUPTED}"
+            assert doomed.components == []
+            CHECKED.add(shown)
+            # The restarted process serves: a new conversation is answered exactly.
+            await fake.send_message("second conversation", channel_id="3001", mention_bot=True)
+            expected = ANSWERS["second conversation"]
+            await fake.wait_until(
+                lambda: any(m.content == expected for m in fake.channel_messages("3001")), 30
+            )
+            CHECKED.add(expected)
+            assert await second.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        assert "finalized 1 discord message" in "".join(second.output)
+
+
+def slack_streaming(fake: FakeSlack) -> str | None:
+    for message in fake.thread_messages("D0001", None):
+        if slack_hanging(message) and len(message.history) >= 3:
+            return message.ts
+    return None
+
+
+async def test_kill_9_mid_stream_on_slack_is_finalized_at_the_next_start(
+    tmp_path: Path, slow_simulator: Simulator
+) -> None:
+    async with FakeSlack() as fake:
+        env = base_env(
+            tmp_path,
+            slow_simulator,
+            SLACK_BOT_TOKEN=fake.bot_token,
+            SLACK_APP_TOKEN=fake.app_token,
+            SLACK_API_URL=fake.api_url,
+        )
+        dm = {
+            "type": "message",
+            "channel_type": "im",
+            "user": "UHUMAN",
+            "text": QUESTION,
+            "ts": "1700000000.000100",
+            "channel": "D0001",
+            "team": "T0001",
+        }
+        async with child(env, tmp_path) as first:
+            await fake.wait_until(lambda: fake.socket_connected, STARTUP_S)
+            await fake.send_event(dm)
+            await fake.wait_until(lambda: slack_streaming(fake) is not None, STARTUP_S)
+            assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+        fault("process kill -9 mid-stream (Slack)")
+        ts = slack_streaming(fake)
+        assert ts is not None
+        doomed = fake.messages[("D0001", ts)]
+        shown = doomed.visible_text.removesuffix(CURSOR).rstrip()
+        assert ANSWERS[QUESTION].startswith(shown) and shown != ANSWERS[QUESTION]
+        async with child(env, tmp_path) as second:
+            await fake.wait_until(
+                lambda: doomed.visible_text.endswith(INTERRUPTED) and fake.socket_connected,
+                STARTUP_S,
+            )
+            # Journaled before each edit: the note follows what was shown or one edit more.
+            body = doomed.visible_text.removesuffix(INTERRUPTED).removesuffix("\n\n")
+            assert body.startswith(shown) and ANSWERS[QUESTION].startswith(body)
+            assert not slack_hanging(doomed)
+            CHECKED.add(body)
+            second_dm = {**dm, "user": "U0002", "channel": "D0002", "text": "second conversation"}
+            await fake.send_event({**second_dm, "ts": "1700000000.000200"})
+            expected = ANSWERS["second conversation"]
+            await fake.wait_until(
+                lambda: any(
+                    m.visible_text == expected and not slack_hanging(m)
+                    for m in fake.thread_messages("D0002", None)
+                ),
+                30,
+            )
+            CHECKED.add(expected)
+            assert await second.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        assert "finalized 1 slack message" in "".join(second.output)

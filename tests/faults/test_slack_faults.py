@@ -1,0 +1,157 @@
+"""Slack faults, end to end: real slack-bolt / slack_sdk against FakeSlack's scripted failures.
+
+The faulted answer streams in the DM D0001 (post + update) or in a mention's thread (native
+streaming); a second conversation (another user's DM) must end exact as well.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.e2e import slack_fixtures
+from tests.e2e.slack_fixtures import CHANNEL, DM, SlackWorld, WorldFactory
+from tests.faults.invariants import ANSWERS, CHECKED, fault, fault_agent, joined, slack_hanging
+
+slack_world_factory = slack_fixtures.slack_world_factory
+slack_no_proxy = slack_fixtures.slack_no_proxy
+
+OTHER_DM, OTHER_USER = "D0002", "U0002"
+QUESTION = "medium question"
+
+
+@pytest.fixture
+async def world(slack_world_factory: WorldFactory) -> AsyncIterator[SlackWorld]:
+    async with slack_world_factory(token_delay_s=0.005) as w:
+        w.simulator.agent = fault_agent()
+        yield w
+
+
+async def wait_slack(
+    w: SlackWorld, channel: str, thread_ts: str | None, expected: str, within_s: float = 30.0
+) -> None:
+    """Until the place shows exactly ``expected`` with no stream, cursor or Stop left."""
+
+    def done() -> bool:
+        messages = w.answer_messages(channel, thread_ts)
+        shown = joined([m.visible_text for m in messages])
+        return bool(messages) and not any(map(slack_hanging, messages)) and shown == expected
+
+    try:
+        await w.fake.wait_until(done, within_s)
+    except TimeoutError:
+        shown = [
+            (m.visible_text[-100:], m.streaming) for m in w.answer_messages(channel, thread_ts)
+        ]
+        raise AssertionError(f"expected {len(expected)} chars, saw {shown}") from None
+    CHECKED.add(expected)
+
+
+async def second_conversation_works(w: SlackWorld) -> None:
+    await w.dm("second conversation", channel=OTHER_DM, user=OTHER_USER)
+    await wait_slack(w, OTHER_DM, None, ANSWERS["second conversation"])
+
+
+async def test_ratelimited_on_update_is_waited_out(world: SlackWorld) -> None:
+    w = world
+    w.fake.inject("chat.update", status=429, retry_after=1, times=3)
+    fault("slack ratelimited on chat.update")
+    await w.dm(QUESTION)
+    await second_conversation_works(w)
+    await wait_slack(w, DM, None, ANSWERS[QUESTION])
+    assert w.fake.count_429 >= 3
+
+
+async def test_ratelimited_on_append_is_waited_out(world: SlackWorld) -> None:
+    w = world
+    w.fake.inject("chat.appendStream", error="ratelimited", times=3)
+    fault("slack ratelimited on chat.appendStream")
+    ts = await w.mention(QUESTION)
+    await second_conversation_works(w)
+    await wait_slack(w, CHANNEL, ts, ANSWERS[QUESTION])
+    assert [c.error for c in w.fake.calls_to("chat.appendStream") if c.error][:1] == ["ratelimited"]
+
+
+async def test_msg_too_long_on_every_update_posts_the_rest_and_releases_the_placeholder(
+    world: SlackWorld,
+) -> None:
+    w = world
+    w.fake.inject("chat.update", error="msg_too_long", times=20)
+    fault("slack msg_too_long")
+    await w.dm(QUESTION)
+    await second_conversation_works(w)
+    await wait_slack(w, DM, None, ANSWERS[QUESTION])
+    assert len([c for c in w.fake.calls_to("chat.update") if c.error == "msg_too_long"]) >= 3
+
+
+async def test_message_not_in_streaming_state_continues_in_a_new_message(
+    world: SlackWorld,
+) -> None:
+    w = world
+    w.fake.inject("chat.appendStream", error="message_not_in_streaming_state")
+    fault("slack message_not_in_streaming_state")
+    ts = await w.mention(QUESTION)
+    await second_conversation_works(w)
+    await wait_slack(w, CHANNEL, ts, ANSWERS[QUESTION])
+    assert len(w.answer_messages(CHANNEL, ts)) >= 2
+
+
+async def test_a_socket_mode_disconnect_mid_stream_reconnects(world: SlackWorld) -> None:
+    w = world
+    ts = await w.mention(QUESTION)
+    await w.fake.wait_until(lambda: bool(w.fake.calls_to("chat.startStream")))
+    await w.fake.disconnect_socket()
+    fault("slack Socket Mode disconnect mid-stream")
+    await wait_slack(w, CHANNEL, ts, ANSWERS[QUESTION])
+    await w.fake.wait_until(lambda: w.fake.socket_connections == 2)
+    await w.fake.wait_socket()
+    await second_conversation_works(w)  # an event over the new connection is answered
+
+
+async def test_a_duplicate_delivery_is_answered_once(world: SlackWorld) -> None:
+    w = world
+    event = {
+        "type": "message",
+        "channel_type": "im",
+        "user": "UHUMAN",
+        "text": QUESTION,
+        "ts": w.next_ts(),
+        "channel": DM,
+        "team": "T0001",
+    }
+    await w.fake.send_event(event, event_id="EvDuplicate")
+    await w.fake.send_event(event, event_id="EvDuplicate", retry_attempt=1, retry_reason="timeout")
+    fault("slack duplicate delivery")
+    await second_conversation_works(w)
+    await wait_slack(w, DM, None, ANSWERS[QUESTION])
+    assert w.text_requests().count(QUESTION) == 1
+
+
+@pytest.mark.parametrize("forgery", ["bad-signature", "stale-timestamp"])
+async def test_forged_http_deliveries_are_rejected(
+    slack_world_factory: WorldFactory, forgery: str
+) -> None:
+    async with slack_world_factory(mode="http") as w:
+        w.simulator.agent = fault_agent()
+        event = {
+            "type": "message",
+            "channel_type": "im",
+            "user": "UHUMAN",
+            "text": QUESTION,
+            "ts": w.next_ts(),
+            "channel": DM,
+            "team": "T0001",
+        }
+        signing = (
+            {"bad_signature": True}
+            if forgery == "bad-signature"
+            else {"timestamp": int(time.time()) - 10 * 60}  # correctly signed, 10 minutes old
+        )
+        fault(f"slack HTTP {forgery}")
+        response = await w.fake.post_event_http(w.events_url, event, **signing)
+        assert response.status_code == 401
+        await second_conversation_works(w)  # a genuine delivery still gets through
+        assert w.text_requests() == ["second conversation"]
+        assert w.answer_messages(DM, None) == []
