@@ -35,5 +35,11 @@ services:
 
 test: lint typecheck services unit
 
+# Not part of `make test`: replays seeded Voiceflow streams through the real adapters against
+# the fakes; writes bench/results/results.md and chart.png (under 10 minutes on 2 cores).
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

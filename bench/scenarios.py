@@ -1,0 +1,278 @@
+"""The bench scenarios: who asks what, where, with which strategies, and each one's bound."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.harness import AnswerSpec, Job, JobResult
+from bench.lower_bound import (
+    Arrivals,
+    Bound,
+    Stream,
+    fixed_window_bound,
+    max_writes_fixed,
+    max_writes_sliding,
+    shared_bound,
+)
+from bench.measure import AnswerResult
+from bench.streams import make_timeline
+from bots.discord.writer import DISCORD_MAX_CHARS
+from bots.slack.writer import SLACK_UPDATE_MAX_CHARS
+from core.markdown import split_text
+from core.paced_message import split_limit
+
+__all__ = ["SCENARIOS", "Scenario", "row_bound"]
+
+DISCORD_LIMIT, DISCORD_WINDOW_S, DISCORD_GLOBAL_PER_S = 5, 5.0, 50
+SLACK_MINUTE_S = 60.0
+SLACK_UPDATES, SLACK_APPENDS, SLACK_START_STOPS = 50, 100, 20
+DISCORD_FAKE = {"limit": DISCORD_LIMIT, "window_s": DISCORD_WINDOW_S}
+DISCORD_STRATEGIES = (
+    "ours",
+    "wait-for-end",
+    "llmcord 1 s global",
+    "OpenClaw 1.2 s",
+    "every 20 deltas",
+)
+SLACK_STRATEGIES = ("ours", "ours (post + update)", *DISCORD_STRATEGIES[1:])
+HORIZON_STEPS_S = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    platform: str
+    answers: tuple[AnswerSpec, ...]
+    strategies: tuple[str, ...]
+    bound: str  # "discord-exact", "discord-shared", "slack", "discord-global"
+    fake_options: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float = 240.0
+    chart: bool = False
+    voiceflow_connections: int | None = None
+
+    def jobs(self) -> list[Job]:
+        return [
+            Job(
+                self.name,
+                self.platform,
+                s,
+                self.answers,
+                self.fake_options,
+                self.timeout_s,
+                self.voiceflow_connections,
+            )
+            for s in self.strategies
+        ]
+
+
+def _spread(
+    n: int,
+    *,
+    seed: int,
+    chars: tuple[int, int],
+    channels: list[str],
+    start_s: float,
+    first_author: int,
+) -> tuple[AnswerSpec, ...]:
+    rng = random.Random(seed)
+    return tuple(
+        AnswerSpec(
+            key=f"{seed}-{i}",
+            seed=seed * 10_000 + i,
+            chars=rng.randint(*chars),
+            channel=channels[i % len(channels)],
+            author=str(first_author + i),
+            at_s=rng.uniform(0.0, start_s),
+        )
+        for i in range(n)
+    )
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "1 stream · Discord",
+        "discord",
+        (AnswerSpec("d1", 11, 1_800, "3000", "2000"),),
+        DISCORD_STRATEGIES,
+        "discord-exact",
+        DISCORD_FAKE,
+        chart=True,
+    ),
+    Scenario(
+        "3 concurrent · 1 Discord channel",
+        "discord",
+        (
+            AnswerSpec("d3a", 21, 1_200, "3000", "2001", 0.0),
+            AnswerSpec("d3b", 22, 2_600, "3000", "2002", 0.4),
+            AnswerSpec("d3c", 23, 4_200, "3000", "2003", 0.9),
+        ),
+        DISCORD_STRATEGIES,
+        "discord-shared",
+        DISCORD_FAKE,
+    ),
+    Scenario(
+        "1 stream · Slack",
+        "slack",
+        (AnswerSpec("s1", 31, 3_000, "C0001", "UHUMAN"),),
+        SLACK_STRATEGIES,
+        "slack",
+    ),
+    Scenario(
+        "5 concurrent · 1 Slack workspace",
+        "slack",
+        tuple(
+            AnswerSpec(f"s5{c}", 40 + i, n, f"C000{i + 1}", "UHUMAN", 0.25 * i)
+            for i, (c, n) in enumerate(zip("abcde", (600, 1_500, 3_000, 4_500, 6_000), strict=True))
+        ),
+        SLACK_STRATEGIES,
+        "slack",
+    ),
+    Scenario(
+        "50 concurrent · 10 Discord channels",
+        "discord",
+        _spread(
+            50,
+            seed=5,
+            chars=(300, 2_000),
+            channels=[str(6000 + c) for c in range(10)],
+            start_s=4.0,
+            first_author=30_000,
+        ),
+        ("ours", "wait-for-end"),
+        "discord-shared",
+        DISCORD_FAKE,
+    ),
+    Scenario(
+        "500 concurrent · 1 process (Discord DMs)",
+        "discord",
+        _spread(
+            500,
+            seed=6,
+            chars=(300, 500),
+            channels=[str(7000 + c) for c in range(500)],
+            start_s=3.0,
+            first_author=40_000,
+        ),
+        ("ours",),
+        "discord-global",
+        DISCORD_FAKE,
+        timeout_s=200.0,
+        voiceflow_connections=1_000,
+    ),
+)
+
+
+# -- bounds ---------------------------------------------------------------------------------
+
+
+def arrivals_of(answer: AnswerResult) -> Arrivals:
+    return Arrivals(
+        answer.start,
+        tuple(t for t, _ in answer.arrivals),
+        tuple(n for _, n in answer.arrivals),
+    )
+
+
+def _parts(answer: AnswerResult, seed: int, max_chars: int) -> int:
+    text = make_timeline(seed, answer.chars, key=answer.key).text
+    return len(split_text(text, split_limit(max_chars)))
+
+
+def _horizons(arrivals: list[Arrivals]) -> list[float]:
+    last = max(a.last for a in arrivals)
+    return [last + step for step in HORIZON_STEPS_S]
+
+
+def _fixed(limit: int, window_s: float) -> Callable[[float], int]:
+    return lambda span: max_writes_fixed(span, limit, window_s)
+
+
+def row_bound(scenario: Scenario, result: JobResult) -> Bound:
+    """The lower bound for this row's own arrival timelines (see bench/lower_bound.py)."""
+    seeds = {a.key: a.seed for a in scenario.answers}
+    answers = result.answers
+    if scenario.bound == "discord-exact":
+        (answer,) = answers
+        assert _parts(answer, seeds[answer.key], DISCORD_MAX_CHARS) == 1
+        return fixed_window_bound(
+            arrivals_of(answer), limit=DISCORD_LIMIT, window_s=DISCORD_WINDOW_S
+        )
+    if scenario.bound == "slack":
+        return _slack_bound(answers, seeds, native=result.strategy == "ours")
+    by_channel: dict[str, list[AnswerResult]] = {}
+    channel_of = {a.key: a.channel for a in scenario.answers}
+    for answer in answers:
+        by_channel.setdefault(channel_of[answer.key], []).append(answer)
+    if scenario.bound == "discord-global":
+        return _discord_global_bound(answers, seeds, channel_of)
+    total, chars, method = 0.0, 0, ""
+    for group in by_channel.values():
+        streams = [
+            Stream(arrivals_of(a), free_writes=_parts(a, seeds[a.key], DISCORD_MAX_CHARS) - 1)
+            for a in group
+        ]
+        bound = shared_bound(
+            streams,
+            shared_cap=_fixed(DISCORD_LIMIT, DISCORD_WINDOW_S),
+            horizons=_horizons([s.arrivals for s in streams]),
+        )
+        group_chars = sum(a.chars for a in group)
+        total += bound.mean_lag_s * group_chars
+        chars += group_chars
+        method = bound.method + " per channel (edit bucket 5/5 s, continuation posts free)"
+    return Bound(total / chars, method)
+
+
+def _slack_bound(answers: list[AnswerResult], seeds: dict[str, int], *, native: bool) -> Bound:
+    if native:
+        streams = [Stream(arrivals_of(a)) for a in answers]
+
+        def cap(span: float) -> int:
+            return max_writes_sliding(span, SLACK_APPENDS, SLACK_MINUTE_S) + max_writes_sliding(
+                span, SLACK_START_STOPS, SLACK_MINUTE_S
+            )
+
+        how = "native: appendStream 100/min + start/stopStream 20/min shared"
+    else:
+        streams = [
+            Stream(
+                arrivals_of(a),
+                free_writes=_parts(a, seeds[a.key], SLACK_UPDATE_MAX_CHARS) - 1,
+            )
+            for a in answers
+        ]
+
+        def cap(span: float) -> int:
+            return max_writes_sliding(span, SLACK_UPDATES, SLACK_MINUTE_S)
+
+        how = "post + update: chat.update 50/min shared, continuation posts free"
+    bound = shared_bound(streams, shared_cap=cap, horizons=_horizons([s.arrivals for s in streams]))
+    return Bound(bound.mean_lag_s, f"{bound.method}; {how}")
+
+
+def _discord_global_bound(
+    answers: list[AnswerResult], seeds: dict[str, int], channel_of: dict[str, str]
+) -> Bound:
+    """Each answer in its own channel (own 5/5 s edit bucket) + the bot's global 50/s, of
+    which every placeholder posted by the horizon takes one."""
+    assert len(set(channel_of.values())) == len(answers)
+    streams = [
+        Stream(
+            arrivals_of(a),
+            free_writes=_parts(a, seeds[a.key], DISCORD_MAX_CHARS) - 1,
+            own_cap=_fixed(DISCORD_LIMIT, DISCORD_WINDOW_S),
+        )
+        for a in answers
+    ]
+    first = min(s.arrivals.start for s in streams)
+    starts = sorted(s.arrivals.start for s in streams)
+
+    def cap(span: float) -> int:
+        placeholders = sum(1 for t in starts if t <= first + span)
+        return max(0, max_writes_fixed(span, DISCORD_GLOBAL_PER_S, 1.0) - placeholders)
+
+    bound = shared_bound(streams, shared_cap=cap, horizons=_horizons([s.arrivals for s in streams]))
+    return Bound(bound.mean_lag_s, bound.method + "; own 5/5 s edit bucket + global 50/s")

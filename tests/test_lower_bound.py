@@ -1,0 +1,147 @@
+"""bench/lower_bound.py: the DP equals brute force on tiny instances, and bounds are valid."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+
+from bench.lower_bound import (
+    Arrivals,
+    Stream,
+    _GridDP,
+    fixed_window_bound,
+    k_write_curve,
+    max_writes_fixed,
+    schedule_cost,
+    shared_bound,
+)
+from tests.fakes.discord_limits import FixedWindow
+
+
+def random_arrivals(rng: random.Random, *, chunks: int, span: float, step: float) -> Arrivals:
+    slots = sorted(rng.sample(range(1, round(span / step)), chunks))
+    times = tuple(round(s * step + rng.uniform(0, step) * 0.9, 6) for s in slots)
+    return Arrivals(0.0, times, tuple(rng.randint(1, 9) for _ in times))
+
+
+def relaxed_feasible(points: tuple[int, ...], limit: int, steps: int) -> bool:
+    """Relaxation R on the grid: some split into windows, each <= limit writes within
+    `steps` of its opener, each opener >= `steps` after the previous opener."""
+
+    def fits(i: int, prev_open: int | None) -> bool:
+        if i == len(points):
+            return True
+        opener = points[i]
+        if prev_open is not None and opener - prev_open < steps:
+            return False
+        for size in range(1, limit + 1):
+            j = i + size
+            if j > len(points) or points[j - 1] - opener > steps:
+                break
+            if fits(j, opener):
+                return True
+        return False
+
+    return fits(0, None)
+
+
+def strictly_feasible(writes: list[float], limit: int, window_s: float) -> bool:
+    """The fake Discord's own rule: replay the writes through its FixedWindow."""
+    window = FixedWindow(limit, window_s)
+    return all(window.take(t) for t in writes)
+
+
+def brute_grid_optimum(arrivals: Arrivals, *, limit: int, steps: int, grid_s: float) -> float:
+    dp = _GridDP(arrivals, limit=limit, steps=steps, grid_s=grid_s)
+    best = math.inf
+    for size in range(1, dp.size + 1):
+        for points in itertools.combinations(range(dp.size), size):
+            if relaxed_feasible(points, limit, steps):
+                best = min(best, schedule_cost(arrivals, [float(dp.times[p]) for p in points]))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_grid_dp_equals_brute_force(seed: int) -> None:
+    rng = random.Random(seed)
+    limit, steps, grid_s = rng.choice([1, 2, 3]), rng.choice([2, 3, 4]), 0.1
+    arrivals = random_arrivals(rng, chunks=rng.randint(2, 6), span=0.9, step=0.1)
+    dp = _GridDP(arrivals, limit=limit, steps=steps, grid_s=grid_s)
+    total, schedule = dp.solve()
+    assert total == pytest.approx(brute_grid_optimum(arrivals, limit=limit, steps=steps,
+                                                     grid_s=grid_s))  # fmt: skip
+    assert schedule_cost(arrivals, schedule) == pytest.approx(total)
+    points = tuple(round((t - arrivals.start) / grid_s) for t in schedule)
+    assert relaxed_feasible(points, limit, steps)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bound_is_below_every_strictly_feasible_schedule(seed: int) -> None:
+    """Fine-grid brute force under the fake's strict rule never beats the bound."""
+    rng = random.Random(100 + seed)
+    limit, window_s, grid_s = 2, 0.3, 0.1
+    arrivals = random_arrivals(rng, chunks=rng.randint(3, 6), span=0.9, step=0.1)
+    bound = fixed_window_bound(arrivals, limit=limit, window_s=window_s, grid_s=grid_s)
+    fine = [round(0.05 * i, 6) for i in range(0, 26)]
+    best = math.inf
+    for size in range(1, 5):
+        for writes in itertools.combinations(fine, size):
+            if writes[-1] >= arrivals.last and strictly_feasible(list(writes), limit, window_s):
+                best = min(best, schedule_cost(arrivals, writes))
+    assert bound.mean_lag_s * arrivals.total <= best + 1e-9
+
+
+def test_unlimited_bucket_shows_each_chunk_on_arrival() -> None:
+    arrivals = Arrivals(0.0, (0.1, 0.2, 0.3), (5, 5, 5))
+    bound = fixed_window_bound(arrivals, limit=10, window_s=5.0, grid_s=0.1)
+    assert bound.mean_lag_s == 0.0  # grid optimum 0 (arrivals on grid points), minus one step
+
+
+def test_one_write_per_window_waits_for_the_end() -> None:
+    arrivals = Arrivals(0.0, (0.5, 1.0), (10, 10))
+    total, schedule = _GridDP(arrivals, limit=1, steps=10, grid_s=0.5).solve()
+    # One write at 1.0 shows everything; a second write would have to wait until >= 5.5.
+    assert total == pytest.approx(10 * 0.5)
+    assert schedule == (1.0,)
+
+
+def test_k_write_curve_matches_brute_force() -> None:
+    rng = random.Random(7)
+    arrivals = random_arrivals(rng, chunks=6, span=2.0, step=0.1)
+    horizon = arrivals.last
+    curve = k_write_curve(arrivals, horizon, 4)
+    for k in range(5):
+        best = math.inf
+        for writes in itertools.combinations(arrivals.times, k):
+            best = min(best, schedule_cost(arrivals, [*writes, horizon]))
+        assert curve[k] == pytest.approx(best)
+
+
+def test_shared_bound_is_below_joint_brute_force() -> None:
+    """Two streams in one fixed-window bucket: the relaxation never exceeds the true optimum."""
+    rng = random.Random(3)
+    limit, window_s, step = 2, 0.4, 0.1
+    one = random_arrivals(rng, chunks=3, span=0.8, step=step)
+    two = random_arrivals(rng, chunks=3, span=0.8, step=step)
+    grid = [round(step * i, 6) for i in range(0, 14)]
+    best = math.inf
+    for w1 in itertools.chain.from_iterable(itertools.combinations(grid, k) for k in (1, 2, 3)):
+        if w1[-1] < one.last:
+            continue
+        for w2 in itertools.chain.from_iterable(itertools.combinations(grid, k) for k in (1, 2, 3)):
+            if w2[-1] < two.last:
+                continue
+            joint = sorted([*w1, *w2])
+            if strictly_feasible(joint, limit, window_s):
+                best = min(best, schedule_cost(one, w1) + schedule_cost(two, w2))
+    horizons = [max(one.last, two.last) + 0.1 * i for i in range(6)]
+    bound = shared_bound(
+        [Stream(one), Stream(two)],
+        shared_cap=lambda span: max_writes_fixed(span, limit, window_s),
+        horizons=horizons,
+    )
+    assert bound.mean_lag_s * (one.total + two.total) <= best + 1e-9
+    assert bound.mean_lag_s > 0
