@@ -96,9 +96,6 @@ the real bridge and the real bot; baselines replace only the streamed message (b
 * bridge CPU: process CPU minus the fake-server thread's, per 1,000 streamed characters.
   RSS: peak process RSS growth during the run (fakes and simulator included) per concurrent
   stream.
-* 500 concurrent: the bench widens httpx's connection pool for VoiceflowClient to 1,000
-  (its default of 100 makes turns beyond the 100th fail with PoolTimeout — a product finding).
-  The bot has no global (50/s) budget, so this scenario draws many 429s from the fake.
 
 """
 

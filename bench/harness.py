@@ -52,9 +52,6 @@ class Job:
     answers: tuple[AnswerSpec, ...]
     fake_options: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = 240.0
-    #: httpx's default pool holds 100 connections: VoiceflowClient cannot stream more turns at
-    #: once (PoolTimeout). Set to lift that limit for the bench (a finding, not a fix).
-    voiceflow_connections: int | None = None
 
 
 @dataclass
@@ -74,25 +71,10 @@ class JobResult:
 
 def run_job(job: Job) -> JobResult:
     logging.basicConfig(level=logging.CRITICAL)
-    if job.voiceflow_connections is not None:
-        _widen_httpx_pool(job.voiceflow_connections)
     try:
         return asyncio.run(_run(job))
     except Exception:
         return JobResult(job.scenario, job.platform, job.strategy, error=traceback.format_exc())
-
-
-def _widen_httpx_pool(connections: int) -> None:
-    import httpx
-
-    original = httpx.AsyncClient.__init__
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-
-    def init(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("limits", limits)
-        original(self, *args, **kwargs)
-
-    httpx.AsyncClient.__init__ = init  # type: ignore[method-assign]
 
 
 async def _run(job: Job) -> JobResult:

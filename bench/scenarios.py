@@ -51,7 +51,6 @@ class Scenario:
     fake_options: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = 240.0
     chart: bool = False
-    voiceflow_connections: int | None = None
 
     def jobs(self) -> list[Job]:
         return [
@@ -62,7 +61,6 @@ class Scenario:
                 self.answers,
                 self.fake_options,
                 self.timeout_s,
-                self.voiceflow_connections,
             )
             for s in self.strategies
         ]
@@ -160,7 +158,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         "discord-global",
         DISCORD_FAKE,
         timeout_s=200.0,
-        voiceflow_connections=1_000,
     ),
 )
 

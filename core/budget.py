@@ -5,11 +5,20 @@ A :class:`RateBudget` is a sliding window of ``limit`` requests per ``window_s``
 60 s per workspace). Invariants:
 
 * interim writes may use at most ``limit - reserve`` slots of any window, so a final write
-  always finds a free slot within one window — the "slot kept for the final edit";
+  always finds a free slot within one window — the "slot kept for the final edit" — except
+  when the window's oldest slot frees within one interim spacing: then the kept slot goes to
+  the interim write too (a final would wait at most that spacing, which the interim write
+  would otherwise have waited for its next slot anyway);
 * interim writes are spaced at least ``window_s / limit`` apart, so a steady stream spends
   the budget evenly instead of bursting it and then going dark for a whole window;
 * waiters are served in order — finals first, then interims, each in arrival order — so
   a message that just wrote queues behind the others (round robin between streams);
+* a granted slot counts until its request completes (:meth:`RateBudget.settle`), however long
+  that takes — under load a request may reach the platform long after its slot was granted —
+  and from then on for one window; a slot never settled stops counting after
+  ``UNSETTLED_MAX_S``;
+* a budget may have a ``parent`` (Discord's global 50 requests per second above every
+  channel's bucket): a slot is granted only when both have one, and settles or refunds both;
 * time comes from the event loop, so tests may drive it with a fake loop clock.
 """
 
@@ -19,10 +28,20 @@ import asyncio
 import bisect
 import collections
 import contextlib
+import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
-__all__ = ["RateBudget"]
+__all__ = ["UNSETTLED_MAX_S", "RateBudget"]
+
+log = logging.getLogger(__name__)
+
+#: A granted slot nobody settled or refunded stops counting after this long (longer than any
+#: request's timeouts), so a forgotten settle costs one slot for a while, never the budget.
+UNSETTLED_MAX_S = 60.0
+#: Float slack when comparing window edges.
+_EPS = 1e-9
 
 
 class RateBudget:
@@ -34,6 +53,7 @@ class RateBudget:
         reserve: int = 1,
         clock: Callable[[], float] = time.monotonic,
         name: str = "",
+        parent: RateBudget | None = None,
     ) -> None:
         if limit < 1 or window_s <= 0 or not 0 <= reserve < max(limit, 2):
             raise ValueError("RateBudget needs limit >= 1, window_s > 0, 0 <= reserve < limit")
@@ -42,25 +62,54 @@ class RateBudget:
         self.reserve = min(reserve, limit - 1)
         self.name = name
         self._clock = clock
-        self._sent: collections.deque[float] = collections.deque()
+        self._sent: collections.deque[float] = collections.deque()  # settled, sorted
+        self._pending: list[float] = []  # granted, not yet settled or refunded (grant order)
         self._blocked_until = 0.0
         # Waiters in service order: finals first, then interims, each in arrival order.
         self._queue: list[tuple[asyncio.Event, bool]] = []
         self.spent = 0
         self.spent_final = 0
+        self._parent = parent
+        self._parent_slots: dict[float, list[float]] = {}
+        self._last_response = -math.inf  # when :meth:`observe` last saw a platform response
 
     # -- queries -------------------------------------------------------------------------
     def delay(self, *, final: bool) -> float:
         """Seconds until a write of this kind may go (0 = now). Never blocks."""
         now = self._clock()
         self._expire(now)
-        wait = max(0.0, self._blocked_until - now)
-        cap = self.limit if final else self.limit - self.reserve
-        if len(self._sent) >= cap:
-            wait = max(wait, self._sent[len(self._sent) - cap] + self.window_s - now)
-        if not final and self._sent:
-            wait = max(wait, self._sent[-1] + self.window_s / self.limit - now)
-        return wait
+        earliest = max(now, self._blocked_until)
+        spacing = self.window_s / self.limit
+        if not final:
+            latest = max(self._sent[-1] if self._sent else -math.inf, *self._pending, -math.inf)
+            earliest = max(earliest, latest + spacing)
+        ends = sorted([s + self.window_s for s in self._sent] + self._pending_ends())
+        if final or self.reserve == 0:
+            cap = self.limit if final else self.limit - self.reserve
+            if len(ends) >= cap:
+                earliest = max(earliest, ends[len(ends) - cap])
+            return earliest - now
+        return self._interim_time(earliest, ends, spacing) - now
+
+    def _pending_ends(self) -> list[float]:
+        """When each unsettled slot stops counting (it counts until it settles, at most this)."""
+        return [p + UNSETTLED_MAX_S for p in self._pending]
+
+    def _interim_time(self, earliest: float, ends: list[float], spacing: float) -> float:
+        """The first time from ``earliest`` at which the window lets an interim write go.
+
+        It may once fewer than ``limit - reserve`` slots count, or fewer than ``limit`` with
+        the first of them ending within one spacing. Both change only when a slot ends
+        (``end``) or comes within a spacing of it (``end - spacing``).
+        """
+        changes = (t for end in ends for t in (end - spacing, end))
+        for t in sorted({earliest, *(t for t in changes if t > earliest)}):
+            live = [end for end in ends if end > t]
+            if len(live) < self.limit - self.reserve:
+                return t
+            if len(live) < self.limit and live[0] - t <= spacing + _EPS:
+                return t
+        return max(earliest, ends[-1]) if ends else earliest
 
     @property
     def _waiting_finals(self) -> int:
@@ -93,29 +142,68 @@ class RateBudget:
             self._queue = [entry for entry in self._queue if entry[0] is not me]
             self._wake()
         slot = self._clock()
-        self._sent.append(slot)
+        self._pending.append(slot)
         self.spent += 1
         self.spent_final += final
+        if self._parent is not None:
+            try:
+                parent_slot = await self._parent.acquire(final=final)
+            except BaseException:
+                self.refund(slot)  # cancelled while waiting for the parent: nothing spent
+                raise
+            self._parent_slots.setdefault(slot, []).append(parent_slot)
         return slot
 
     def settle(self, slot: float) -> None:
         """``slot``'s request has completed: count it from now, when the platform surely saw it.
 
-        Slots are stamped when granted, platforms count a request when it arrives; without
-        settling, a few milliseconds of skew let the window free early and draw a 429.
+        Platforms count a request when it arrives, which may be long after its slot was
+        granted (a busy event loop, a slow connection): until it settles a slot counts
+        regardless of time, afterwards for one window from the stamp.
+        The stamp is the latest response :meth:`observe` saw since the slot was granted, if
+        any (the platform counted the request before answering it): a client library may
+        hold the call long after the response — discord.py sleeps until the bucket resets
+        when it reads ``Remaining: 0`` — and that wait is no request.
         """
-        with contextlib.suppress(ValueError):
-            self._sent.remove(slot)
-        bisect.insort(self._sent, self._clock())
+        now = self._clock()
+        if slot not in self._pending:
+            return  # refunded, settled already, or given up on (UNSETTLED_MAX_S)
+        self._pending.remove(slot)
+        stamp = self._last_response if slot <= self._last_response <= now else now
+        bisect.insort(self._sent, stamp)
+        if (parent_slot := self._pop_parent_slot(slot)) is not None:
+            assert self._parent is not None
+            self._parent.settle(parent_slot)
+        self._wake()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, *, final: bool = False) -> AsyncIterator[float]:
+        """``async with budget.slot():`` — acquire, make the request, settle however it ends."""
+        slot = await self.acquire(final=final)
+        try:
+            yield slot
+        finally:
+            self.settle(slot)
 
     def refund(self, slot: float) -> None:
         """Give back ``slot``: its request never reached the platform."""
-        try:
-            self._sent.remove(slot)
-        except ValueError:  # already expired from the window
-            return
+        if (parent_slot := self._pop_parent_slot(slot)) is not None:
+            assert self._parent is not None
+            self._parent.refund(parent_slot)
+        if slot not in self._pending:
+            return  # settled already, or given up on
+        self._pending.remove(slot)
         self.spent -= 1
         self._wake()
+
+    def _pop_parent_slot(self, slot: float) -> float | None:
+        parent_slots = self._parent_slots.get(slot)
+        if not parent_slots:
+            return None
+        parent_slot = parent_slots.pop()
+        if not parent_slots:
+            del self._parent_slots[slot]
+        return parent_slot
 
     # -- learning ------------------------------------------------------------------------
     def observe(
@@ -125,8 +213,9 @@ class RateBudget:
         remaining: int | None = None,
         reset_after_s: float | None = None,
     ) -> None:
-        """Adopt what the platform says (rate-limit headers) about this destination."""
+        """Adopt what the platform says (rate-limit headers) in a response that just arrived."""
         now = self._clock()
+        self._last_response = now
         if limit is not None and limit >= 1 and limit != self.limit:
             self.limit = limit
             self.reserve = min(self.reserve, max(0, limit - 1))
@@ -135,9 +224,13 @@ class RateBudget:
             used = self.limit - remaining
             # The platform counts more requests than we did (another process, a restart):
             # pretend they were sent so that the window frees exactly at its reset.
-            while len(self._sent) < used:
+            while len(self._sent) + len(self._pending) < used:
                 self._sent.appendleft(now + reset_after_s - self.window_s)
         self._wake()
+
+    def count_unbudgeted(self) -> None:
+        """A request went out without a slot (a client library's own): count it from now."""
+        bisect.insort(self._sent, self._clock())
 
     def block_for(self, seconds: float) -> None:
         """After a 429: nothing goes to this destination for ``seconds``."""
@@ -147,6 +240,9 @@ class RateBudget:
     def _expire(self, now: float) -> None:
         while self._sent and self._sent[0] + self.window_s <= now:
             self._sent.popleft()
+        while self._pending and self._pending[0] + UNSETTLED_MAX_S <= now:
+            log.warning("a %s slot was never settled; it stops counting", self.name or "budget")
+            self._pop_parent_slot(self._pending.pop(0))
 
     def _wake(self) -> None:
         for event, _ in self._queue:

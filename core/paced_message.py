@@ -126,10 +126,20 @@ class PacedMessage:
             await self._post_remainder(self._outcome or Outcome.INTERRUPTED)
 
     async def _post_placeholder(self) -> None:
+        """Post the message that will grow — at once, normally before any text has arrived.
+
+        On a congested budget (hundreds of answers queued for Discord's global limit) the
+        slot may come late: the placeholder then already shows the text so far, and an answer
+        that ended meanwhile is posted whole by :meth:`_finalize`, one request instead of two.
+        """
         slot = await self._post_budget.acquire(final=True)
+        if self._outcome is not None:
+            self._post_budget.refund(slot)
+            return  # _finalize posts the whole answer (self._current stays None)
+        view = self._interim_view() if len(self._parts()) == 1 else PLACEHOLDER
         try:
-            self._current = await self._post(PLACEHOLDER, stop_id=self._stop_id, slot=slot)
-            self._shown = PLACEHOLDER
+            self._current = await self._post(view, stop_id=self._stop_id, slot=slot)
+            self._shown = view
         except PlatformError as exc:
             log.warning("could not post the placeholder: %s", exc)
             self._edits_broken = True

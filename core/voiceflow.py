@@ -64,6 +64,12 @@ class _Failure:
     retry_after_s: float | None = None
 
 
+#: Every streaming turn holds one connection for its whole answer, so httpx's default pool of
+#: 100 would make the 101st concurrent turn wait and fail with PoolTimeout. Concurrency is
+#: bounded by the conversations themselves (one turn each, per-user admission).
+CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+
+
 class VoiceflowClient:
     """One project + environment of the Voiceflow runtime; an async context manager."""
 
@@ -99,7 +105,11 @@ class VoiceflowClient:
             pool=connect_timeout_s,
         )
         self._http = httpx.AsyncClient(
-            base_url=self._base_url, timeout=timeout, transport=transport, trust_env=trust_env
+            base_url=self._base_url,
+            timeout=timeout,
+            limits=CONNECTION_LIMITS,
+            transport=transport,
+            trust_env=trust_env,
         )
 
     async def __aenter__(self) -> VoiceflowClient:

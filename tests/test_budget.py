@@ -20,12 +20,63 @@ class Clock:
 def test_interim_writes_keep_a_slot_for_the_final() -> None:
     clock = Clock()
     budget = RateBudget(5, 5.0, reserve=1, clock=clock)
-    for _ in range(4):
-        assert budget.delay(final=False) == 0.0
-        budget._sent.append(clock.now)
-        clock.now += 1.0
-    assert budget.delay(final=False) > 0
+    budget._sent.extend([100.0, 100.2, 100.4, 100.6])  # a burst (learned from the headers)
+    clock.now = 101.6
+    # The fifth slot is kept until the oldest frees within one spacing (at 104), not now.
+    assert budget.delay(final=False) == pytest.approx(2.4)
     assert budget.delay(final=True) == 0.0
+
+
+def test_the_kept_slot_goes_to_an_interim_write_when_the_window_frees_within_a_spacing() -> None:
+    clock = Clock()
+    budget = RateBudget(5, 5.0, reserve=1, clock=clock)
+    budget._sent.extend([100.0, 101.0, 102.0, 103.0])
+    clock.now = 104.0  # oldest frees at 105: a final after this write waits at most 1 s
+    assert budget.delay(final=False) == 0.0
+    budget._sent.append(clock.now)
+    assert budget.delay(final=True) == pytest.approx(1.0)
+    assert budget.delay(final=False) == pytest.approx(1.0)
+
+
+async def test_a_parent_budget_caps_every_child() -> None:
+    parent = RateBudget(3, 0.3, reserve=0)
+    children = [RateBudget(5, 5.0, reserve=0, parent=parent) for _ in range(3)]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    slots = [await child.acquire(final=True) for child in children]
+    assert loop.time() - started < 0.1
+    for child, slot in zip(children, slots, strict=True):
+        child.settle(slot)
+    fourth = await children[0].acquire(final=True)  # the parent's window is full
+    assert loop.time() - started >= 0.25
+    assert parent.spent == 4
+    children[0].refund(fourth)
+    assert parent.spent == 3 and children[0].spent == 1
+    assert not parent._pending  # the first three settled (and have expired since)
+
+
+async def test_cancelled_while_waiting_for_the_parent_spends_nothing() -> None:
+    parent = RateBudget(1, 10.0, reserve=0)
+    child = RateBudget(5, 5.0, reserve=0, parent=parent)
+    await parent.acquire(final=True)
+    waiter = asyncio.create_task(child.acquire(final=True))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert child.spent == 0 and parent.spent == 1 and not child._pending
+
+
+async def test_a_slot_counts_until_its_request_completes() -> None:
+    budget = RateBudget(1, 0.1, reserve=0)
+    slot = await budget.acquire(final=True)
+    await asyncio.sleep(0.2)  # two windows, and the request has still not completed
+    assert budget.delay(final=True) > 1.0
+    budget.settle(slot)
+    assert budget.delay(final=True) == pytest.approx(0.1, abs=0.02)
+    async with budget.slot(final=True):  # the context manager settles however it ends
+        pass
+    assert not budget._pending
 
 
 def test_interim_writes_are_spaced_evenly() -> None:
@@ -51,7 +102,7 @@ def test_observe_adopts_the_platforms_count() -> None:
     clock = Clock()
     budget = RateBudget(5, 5.0, clock=clock)
     budget.observe(limit=5, remaining=1, reset_after_s=2.0)
-    assert budget.delay(final=False) == pytest.approx(2.0)
+    assert budget.delay(final=False) == pytest.approx(1.0)  # the window frees in 2 s
     assert budget.delay(final=True) == 0.0
     budget.observe(limit=10, remaining=10, reset_after_s=5.0)
     assert budget.limit == 10
@@ -73,15 +124,16 @@ def test_bad_arguments_fail_at_once() -> None:
 
 async def test_acquire_waits_and_refund_returns_the_slot() -> None:
     budget = RateBudget(2, 0.2, reserve=0)
-    await budget.acquire(final=True)
+    budget.settle(await budget.acquire(final=True))
     second = await budget.acquire(final=True)
+    budget.settle(second)
     loop = asyncio.get_running_loop()
     started = loop.time()
     third = await budget.acquire(final=True)
     assert loop.time() - started >= 0.15
     budget.refund(third)
-    assert budget.spent == 2 and third not in budget._sent
-    budget.refund(second)  # expired from the window already: nothing to give back
+    assert budget.spent == 2 and third not in budget._pending
+    budget.refund(second)  # settled already: nothing to give back
     assert budget.spent == 2
 
 
@@ -98,12 +150,12 @@ async def test_cancelled_acquire_spends_nothing() -> None:
 
 async def test_waiters_are_served_in_order_with_finals_first() -> None:
     budget = RateBudget(2, 0.3, reserve=0)
-    await budget.acquire(final=True)
-    await budget.acquire(final=True)
+    budget.settle(await budget.acquire(final=True))
+    budget.settle(await budget.acquire(final=True))
     served: list[str] = []
 
     async def take(name: str, final: bool) -> None:
-        await budget.acquire(final=final)
+        budget.settle(await budget.acquire(final=final))
         served.append(name)
 
     tasks = [asyncio.create_task(take("interim-a", False))]

@@ -27,6 +27,15 @@ def make(platform: Platform, budget: RateBudget | None = None) -> PacedMessage:
     )
 
 
+def make_with(platform: Platform, post_budget: RateBudget) -> PacedMessage:
+    return PacedMessage(
+        RecordingWriter(platform),
+        edit_budget=RateBudget(platform.limit, platform.window_s),
+        post_budget=post_budget,
+        stop_id="s1",
+    )
+
+
 async def stream(message: PacedMessage, chunks: list[str], delay_s: float = 0.002) -> str:
     for chunk in chunks:
         message.append(chunk)
@@ -113,9 +122,38 @@ async def test_failing_edits_deliver_only_the_unseen_remainder() -> None:
 async def test_empty_completion_removes_the_placeholder() -> None:
     platform = Platform(limit=5, window_s=WINDOW_S)
     message = make(platform)
+    await asyncio.sleep(0.05)  # the placeholder goes out
     await message.finish()
     assert platform.visible() == []
     assert [r.kind for r in platform.requests] == ["post", "delete"]
+
+
+async def test_an_answer_that_ends_before_its_placeholder_slot_is_posted_whole() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    post_budget = RateBudget(1, 0.3, reserve=0)
+    async with post_budget.slot(final=True):  # another message holds the only post slot
+        message = make_with(platform, post_budget)
+        text = await stream(message, words(40))
+        finishing = asyncio.create_task(message.finish())
+        await asyncio.sleep(0)
+    await finishing
+    assert platform.visible() == [text]
+    assert [r.kind for r in platform.requests] == ["post"]  # one request, no placeholder
+
+
+async def test_a_late_placeholder_shows_the_text_so_far() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    post_budget = RateBudget(1, 0.3, reserve=0)
+    async with post_budget.slot(final=True):
+        message = make_with(platform, post_budget)
+        message.append("Hello there, ")
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.4)  # the slot settled as the block ended: one window (0.3 s) later
+    first = platform.requests[0]
+    assert first.kind == "post" and first.text.startswith("Hello there,")
+    message.append("world.")
+    await message.finish()
+    assert platform.visible() == ["Hello there, world."]
 
 
 async def test_three_messages_share_one_destination_budget() -> None:

@@ -296,8 +296,8 @@ class DiscordBot:
         except discord.NotFound:
             return  # deleted meanwhile: nothing is left spinning
         writer = DiscordWriter(Destination(channel, False, self.budgets, self._reported))
-        await self.budgets.edit(str(channel.id)).acquire(final=True)
-        await writer.edit(str(message.id), interrupted_text(message.content), stop_id=None)
+        async with self.budgets.edit(str(channel.id)).slot(final=True):
+            await writer.edit(str(message.id), interrupted_text(message.content), stop_id=None)
 
     # -- interactions ------------------------------------------------------------------
     async def on_interaction(self, interaction: discord.Interaction) -> None:

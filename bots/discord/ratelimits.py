@@ -6,6 +6,10 @@ every edit in a channel shares one bucket and every create shares another (docs/
 by every streamed and whole message written there, and feeds them what Discord reports: an
 ``aiohttp.TraceConfig`` handed to ``discord.Client(http_trace=...)`` sees every response.
 
+Above the channels, Discord allows a bot 50 requests per second in all (the global limit,
+docs/discord.md §2): every channel budget has one shared :attr:`ChannelBudgets.global_` as its
+parent, so 500 conversations streaming at once queue for it instead of drawing 429s.
+
 Why our own budget on top of discord.py's: discord.py sleeps ``Reset-After`` *inside* the
 caller's await once a response leaves ``Remaining: 0`` (discord.py#9073). The budget keeps one
 slot free for final edits, so interim edits never drain a bucket and never hit that sleep.
@@ -33,12 +37,18 @@ DEFAULT_WINDOW_S = 5.0
 #: Added to a learned window: our clock starts a request a little before Discord counts it,
 #: so a window that is exact on our side could end a few milliseconds early on Discord's.
 WINDOW_MARGIN_S = 0.05
+#: Discord's global limit for a bot: 50 requests per second across every route.
+GLOBAL_LIMIT = 50
+GLOBAL_WINDOW_S = 1.0
 #: Used when a 429 carries no usable Retry-After.
 FALLBACK_RETRY_AFTER_S = 1.0
 
 Kind = Literal["post", "edit"]
 
 # The base URL may carry a proxy prefix, so only the tail of the path is matched.
+#: Routes whose requests already spend a global slot (typing), or that the global limit does not
+#: cover (interaction callbacks and webhooks, docs/discord.md §2).
+_OWN_BUDGETED = re.compile(r"/channels/\d+/typing/?$|/interactions/|/webhooks/")
 _MESSAGE_ROUTE = re.compile(r"/channels/(?P<channel>\d+)/messages(?:/(?P<message>\d+))?/?$")
 
 
@@ -56,6 +66,10 @@ class ChannelBudgets:
         self._limit = limit
         self._window_s = window_s
         self._channels: dict[str, _Channel] = {}
+        #: Every request of the bot spends one slot here as well (reserve 0: finals go first).
+        self.global_ = RateBudget(
+            GLOBAL_LIMIT, GLOBAL_WINDOW_S + WINDOW_MARGIN_S, reserve=0, name="discord global"
+        )
 
     def post(self, channel_id: str) -> RateBudget:
         return self._channel(channel_id).post
@@ -88,6 +102,8 @@ class ChannelBudgets:
             return
         target = self.budget_for(method, path)
         if target is None:
+            if not _OWN_BUDGETED.search(path):
+                self.global_.count_unbudgeted()  # discord.py's own: login, command sync, ...
             return
         channel_id, kind = target
         channel = self._channel(channel_id)
@@ -130,14 +146,25 @@ class ChannelBudgets:
         channel = self._channels.get(channel_id)
         if channel is None:
             channel = _Channel(
-                post=RateBudget(self._limit, self._window_s, name=f"discord post {channel_id}"),
-                edit=RateBudget(self._limit, self._window_s, name=f"discord edit {channel_id}"),
+                post=RateBudget(
+                    self._limit,
+                    self._window_s,
+                    name=f"discord post {channel_id}",
+                    parent=self.global_,
+                ),
+                edit=RateBudget(
+                    self._limit,
+                    self._window_s,
+                    name=f"discord edit {channel_id}",
+                    parent=self.global_,
+                ),
             )
             self._channels[channel_id] = channel
         return channel
 
     def _block_all(self, seconds: float) -> None:
         log.warning("Discord global rate limit; holding every channel for %.2fs", seconds)
+        self.global_.block_for(seconds)
         for channel in self._channels.values():
             channel.post.block_for(seconds)
             channel.edit.block_for(seconds)

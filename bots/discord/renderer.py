@@ -52,10 +52,17 @@ class DiscordRenderer:
         self.streams: list[PacedMessage] = []
 
     async def show_typing(self) -> None:
+        # A cue, not content: skipped while the global budget is busy with answers.
+        budget = self._dest.budgets.global_
+        if not budget.has_capacity(final=True):
+            return
+        slot = await budget.acquire(final=True)  # granted at once: has_capacity said so
         try:
             await self._dest.channel.typing()
         except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             log.debug("typing cue failed in channel %s: %s", self._dest.channel_id, exc)
+        finally:
+            budget.settle(slot)
 
     def start_stream(self, stop_id: str) -> GuardedStream:
         budgets, channel_id = self._dest.budgets, self._dest.channel_id
@@ -98,9 +105,9 @@ class DiscordRenderer:
     ) -> discord.Message:
         budget = self._dest.budgets.post(self._dest.channel_id)
         for attempt in range(SEND_ATTEMPTS):
-            await budget.acquire(final=True)
             try:
-                return await self._writer.create(content=content, embeds=embeds, view=view)
+                async with budget.slot(final=True):
+                    return await self._writer.create(content=content, embeds=embeds, view=view)
             except PlatformRateLimitedError as exc:
                 if attempt == SEND_ATTEMPTS - 1:
                     raise

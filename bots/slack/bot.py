@@ -281,15 +281,15 @@ class SlackBot:
             list(message.get("blocks") or []), user_id=place.user_id, label=label
         )
         budget = self._budgets.workspace(place.team_id).update
-        await budget.acquire(final=True)
         try:
-            await self._api.call(
-                "chat.update",
-                channel=place.channel,
-                ts=message.get("ts"),
-                blocks=blocks,
-                text=plain_fallback(f"<@{place.user_id}> chose {label}"),
-            )
+            async with budget.slot(final=True):
+                await self._api.call(
+                    "chat.update",
+                    channel=place.channel,
+                    ts=message.get("ts"),
+                    blocks=blocks,
+                    text=plain_fallback(f"<@{place.user_id}> chose {label}"),
+                )
         except PlatformError as exc:
             log.warning("could not mark the chosen button: %s", exc)
 

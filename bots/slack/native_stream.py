@@ -26,7 +26,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from bots.slack.api import NATIVE_UNAVAILABLE, SlackApi, slack_error_code
 from bots.slack.budgets import WorkspaceBudgets
@@ -202,19 +202,15 @@ class SlackNativeStream:
             self._budgets.append.refund(slot)
             self._wake.set()
             return True
-        return await self._append(delta)
+        try:
+            return await self._append(delta)
+        finally:
+            self._budgets.append.settle(slot)
 
     async def _start(self, delta: str) -> bool:
         wire = neutralize_broadcasts(delta)
         try:
-            reply = await self._api.call(
-                "chat.startStream",
-                channel=self._place.channel,
-                thread_ts=self._place.thread_ts,
-                recipient_user_id=self._place.user_id,
-                recipient_team_id=self._place.user_team_id,
-                markdown_text=wire,
-            )
+            reply = await self._call_start(wire)
         except PlatformError as exc:
             self._note_start_failure(exc)
             self._switch_to_fallback(str(exc))
@@ -223,6 +219,21 @@ class SlackNativeStream:
         self._started_at = self._last_write = time.monotonic()
         self._confirm(delta, wire)
         return True
+
+    async def _call_start(self, wire: str) -> dict[str, Any]:
+        slot, self._start_slot = self._start_slot, None
+        try:
+            return await self._api.call(
+                "chat.startStream",
+                channel=self._place.channel,
+                thread_ts=self._place.thread_ts,
+                recipient_user_id=self._place.user_id,
+                recipient_team_id=self._place.user_team_id,
+                markdown_text=wire,
+            )
+        finally:
+            if slot is not None:
+                self._budgets.start.settle(slot)
 
     async def _append(self, delta: str) -> bool:
         assert self._ts is not None
@@ -276,9 +287,9 @@ class SlackNativeStream:
             await self._rotate(rest)
             return
         for _ in range(STOP_ATTEMPTS):
-            await self._budgets.stop.acquire(final=True)
             try:
-                await self._stop_stream(wire)
+                async with self._budgets.stop.slot(final=True):
+                    await self._stop_stream(wire)
                 self._sent += len(rest)
                 return
             except PlatformRateLimitedError as exc:
@@ -314,9 +325,9 @@ class SlackNativeStream:
         open_fence = find_open_fence(self.text[: self._sent + len(head)])
         closer = "\n```" if open_fence is not None else ""
         log.info("rotating native stream %s at %d chars", self._ts, self._segment_chars + len(wire))
-        await self._budgets.stop.acquire(final=True)
         try:
-            await self._stop_stream(wire + closer)
+            async with self._budgets.stop.slot(final=True):
+                await self._stop_stream(wire + closer)
         except PlatformError as exc:
             log.info("stopStream on rotation failed (%s)", exc)
             await self._recover_expired()
@@ -337,14 +348,14 @@ class SlackNativeStream:
         """The stream no longer takes appends: pin its confirmed text, continue elsewhere."""
         if self._ts is not None and self._sent > 0:
             confirmed = neutralize_broadcasts(self.text[: self._sent]) + self._fence_closer()
-            await self._budgets.update.acquire(final=True)
             try:
-                await self._api.call(
-                    "chat.update",
-                    channel=self._place.channel,
-                    ts=self._ts,
-                    markdown_text=confirmed,
-                )
+                async with self._budgets.update.slot(final=True):
+                    await self._api.call(
+                        "chat.update",
+                        channel=self._place.channel,
+                        ts=self._ts,
+                        markdown_text=confirmed,
+                    )
             except PlatformError as exc:
                 log.warning("could not finalize the expired native message: %s", exc)
         self._switch_to_fallback("stream expired", reopen=True)

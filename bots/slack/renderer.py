@@ -157,14 +157,14 @@ class SlackRenderer:
         self._clear_inline_status()
         budget = self._budgets.post(self._place.channel)
         for _ in range(POST_ATTEMPTS):
-            await budget.acquire(final=True)
             try:
-                await self._api.call(
-                    "chat.postMessage",
-                    channel=self._place.channel,
-                    thread_ts=self._place.thread_ts,
-                    **content,
-                )
+                async with budget.slot(final=True):
+                    await self._api.call(
+                        "chat.postMessage",
+                        channel=self._place.channel,
+                        thread_ts=self._place.thread_ts,
+                        **content,
+                    )
                 return
             except PlatformRateLimitedError as exc:
                 budget.block_for(exc.retry_after)
