@@ -11,8 +11,14 @@ A :class:`RateBudget` is a sliding window of ``limit`` requests per ``window_s``
   would otherwise have waited for its next slot anyway);
 * interim writes are spaced at least ``window_s / limit`` apart, so a steady stream spends
   the budget evenly instead of bursting it and then going dark for a whole window;
-* waiters are served in order — finals first, then interims, each in arrival order — so
-  a message that just wrote queues behind the others (round robin between streams);
+* waiters are served in order — finals first in arrival order, then interims, the one with the
+  most to show first (its ``weight``: a message that just wrote has little, so streams take
+  turns, and a stream that piled up text goes before one that has a word to add), then cues
+  (writes that show no new text, such as a placeholder) in arrival order;
+* with ``burst_s`` (budgets whose window is longer than an answer: Slack's per-minute tiers)
+  interim writes are spaced ``burst_s / free slots`` apart instead: a quiet window lets one
+  answer write often, and the pace falls smoothly as the window fills — the free slots are
+  always spread over the next ``burst_s`` seconds, so the budget never runs dry mid-answer;
 * a granted slot counts until its request completes (:meth:`RateBudget.settle`), however long
   that takes — under load a request may reach the platform long after its slot was granted —
   and from then on for one window; a slot never settled stops counting after
@@ -28,12 +34,15 @@ import asyncio
 import bisect
 import collections
 import contextlib
+import itertools
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
 
-__all__ = ["UNSETTLED_MAX_S", "RateBudget"]
+__all__ = ["UNSETTLED_MAX_S", "Rank", "RateBudget"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,28 @@ log = logging.getLogger(__name__)
 UNSETTLED_MAX_S = 60.0
 #: Float slack when comparing window edges.
 _EPS = 1e-9
+
+Weight = Callable[[], float]
+
+
+class Rank(IntEnum):
+    """Service classes of waiters, served in this order."""
+
+    FINAL = 0  # shows the end of a message: no spacing, may use the kept slot
+    INTERIM = 1  # shows more of a growing message: spaced, leaves the kept slot
+    CUE = 2  # shows no new text (a placeholder): spends like a final, but goes last
+
+
+@dataclass(eq=False)
+class _Waiter:
+    rank: Rank
+    weight: Weight | None
+    order: int
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def key(self) -> tuple[int, float, int]:
+        weight = self.weight() if self.rank is Rank.INTERIM and self.weight else 0.0
+        return (self.rank, -weight, self.order)
 
 
 class RateBudget:
@@ -54,21 +85,24 @@ class RateBudget:
         clock: Callable[[], float] = time.monotonic,
         name: str = "",
         parent: RateBudget | None = None,
+        burst_s: float | None = None,
     ) -> None:
         if limit < 1 or window_s <= 0 or not 0 <= reserve < max(limit, 2):
             raise ValueError("RateBudget needs limit >= 1, window_s > 0, 0 <= reserve < limit")
+        if burst_s is not None and burst_s <= 0:
+            raise ValueError("RateBudget needs burst_s > 0")
         self.limit = limit
         self.window_s = window_s
         self.reserve = min(reserve, limit - 1)
         self.name = name
+        self.burst_s = burst_s
         self._clock = clock
         self._sent: collections.deque[float] = collections.deque()  # settled, sorted
         self._pending: list[float] = []  # granted, not yet settled or refunded (grant order)
         self._blocked_until = 0.0
-        # Waiters in service order: finals first, then interims, each in arrival order.
-        self._queue: list[tuple[asyncio.Event, bool]] = []
+        self._queue: list[_Waiter] = []
+        self._order = itertools.count()
         self.spent = 0
-        self.spent_final = 0
         self._parent = parent
         self._parent_slots: dict[float, list[float]] = {}
         self._last_response = -math.inf  # when :meth:`observe` last saw a platform response
@@ -79,17 +113,23 @@ class RateBudget:
         now = self._clock()
         self._expire(now)
         earliest = max(now, self._blocked_until)
-        spacing = self.window_s / self.limit
+        ends = sorted([s + self.window_s for s in self._sent] + self._pending_ends())
+        spacing = self._spacing(live=len(ends))
         if not final:
             latest = max(self._sent[-1] if self._sent else -math.inf, *self._pending, -math.inf)
             earliest = max(earliest, latest + spacing)
-        ends = sorted([s + self.window_s for s in self._sent] + self._pending_ends())
         if final or self.reserve == 0:
             cap = self.limit if final else self.limit - self.reserve
             if len(ends) >= cap:
                 earliest = max(earliest, ends[len(ends) - cap])
             return earliest - now
         return self._interim_time(earliest, ends, spacing) - now
+
+    def _spacing(self, *, live: int) -> float:
+        """The least time between two interim writes, with ``live`` slots counting now."""
+        if self.burst_s is None:
+            return self.window_s / self.limit
+        return self.burst_s / max(1, self.limit - self.reserve - live)
 
     def _pending_ends(self) -> list[float]:
         """When each unsettled slot stops counting (it counts until it settles, at most this)."""
@@ -111,43 +151,45 @@ class RateBudget:
                 return t
         return max(earliest, ends[-1]) if ends else earliest
 
-    @property
-    def _waiting_finals(self) -> int:
-        return sum(is_final for _, is_final in self._queue)
-
     def has_capacity(self, *, final: bool = False) -> bool:
         """Whether :meth:`acquire` would grant a slot at once (nobody queued ahead)."""
-        ahead = self._waiting_finals if final else len(self._queue)
-        return ahead == 0 and self.delay(final=final) == 0.0
+        rank = Rank.FINAL if final else Rank.INTERIM
+        ahead = any(waiter.rank <= rank for waiter in self._queue)
+        return not ahead and self.delay(final=final) == 0.0
 
     # -- spending ------------------------------------------------------------------------
-    async def acquire(self, *, final: bool = False) -> float:
+    async def acquire(
+        self, *, final: bool = False, cue: bool = False, weight: Weight | None = None
+    ) -> float:
         """Wait for a slot and spend it; returns the slot (for :meth:`refund`).
 
+        ``final`` writes end a message; ``cue`` writes show no new text and are served after
+        every other waiter; ``weight`` (interim writes) says how much the write would show.
         Cancelling the wait spends nothing.
         """
-        me = asyncio.Event()
-        position = self._waiting_finals if final else len(self._queue)
-        self._queue.insert(position, (me, final))
+        rank = Rank.CUE if cue else Rank.FINAL if final else Rank.INTERIM
+        me = _Waiter(rank, weight, next(self._order))
+        self._queue.append(me)
         try:
             while True:
-                is_head = self._queue[0][0] is me
-                wait = self.delay(final=final) if is_head else None
+                head = min(self._queue, key=_Waiter.key)
+                wait = self.delay(final=rank is not Rank.INTERIM) if head is me else None
                 if wait == 0.0:
                     break
-                me.clear()
+                if head is not me:
+                    head.event.set()  # weights change while waiting: the head may have moved
+                me.event.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(me.wait(), wait)
+                    await asyncio.wait_for(me.event.wait(), wait)
         finally:
-            self._queue = [entry for entry in self._queue if entry[0] is not me]
+            self._queue.remove(me)
             self._wake()
         slot = self._clock()
         self._pending.append(slot)
         self.spent += 1
-        self.spent_final += final
         if self._parent is not None:
             try:
-                parent_slot = await self._parent.acquire(final=final)
+                parent_slot = await self._parent.acquire(final=final, cue=cue, weight=weight)
             except BaseException:
                 self.refund(slot)  # cancelled while waiting for the parent: nothing spent
                 raise
@@ -245,5 +287,6 @@ class RateBudget:
             self._pop_parent_slot(self._pending.pop(0))
 
     def _wake(self) -> None:
-        for event, _ in self._queue:
-            event.set()
+        """Let the head waiter look again (only the head may take a slot)."""
+        if self._queue:
+            min(self._queue, key=_Waiter.key).event.set()

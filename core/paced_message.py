@@ -42,6 +42,8 @@ HEADROOM_CHARS = 48
 #: Consecutive failed interim edits after which the remainder goes out as new messages.
 MAX_FAILED_EDITS = 3
 FINAL_ATTEMPTS = 4
+#: Added to the weight of an edit that would show an answer's first text.
+FIRST_TEXT_WEIGHT = 1e9
 RETRY_DELAY_S = 0.5
 
 
@@ -128,11 +130,12 @@ class PacedMessage:
     async def _post_placeholder(self) -> None:
         """Post the message that will grow — at once, normally before any text has arrived.
 
-        On a congested budget (hundreds of answers queued for Discord's global limit) the
-        slot may come late: the placeholder then already shows the text so far, and an answer
-        that ended meanwhile is posted whole by :meth:`_finalize`, one request instead of two.
+        It is a cue: on a congested budget (hundreds of answers queued for Discord's global
+        limit) it goes after every write that shows text, so its slot may come late. The
+        placeholder then already shows the text so far, and an answer that ended meanwhile is
+        posted whole by :meth:`_finalize`, one request instead of two.
         """
-        slot = await self._post_budget.acquire(final=True)
+        slot = await self._post_budget.acquire(cue=True)
         if self._outcome is not None:
             self._post_budget.refund(slot)
             return  # _finalize posts the whole answer (self._current stays None)
@@ -169,7 +172,7 @@ class PacedMessage:
         Behind other streams on a shared budget an interim wait can last a whole round; the
         final edit (with its reserved slot) must not queue behind it.
         """
-        acquire = asyncio.ensure_future(self._edit_budget.acquire())
+        acquire = asyncio.ensure_future(self._edit_budget.acquire(weight=self._unseen_chars))
         finishing = asyncio.ensure_future(self._finishing.wait())
         try:
             await asyncio.wait({acquire, finishing}, return_when=asyncio.FIRST_COMPLETED)
@@ -199,6 +202,12 @@ class PacedMessage:
             self._failed_edits += 1
             log.warning("interim edit failed (%d in a row): %s", self._failed_edits, exc)
             self._edits_broken = self._failed_edits >= MAX_FAILED_EDITS
+
+    def _unseen_chars(self) -> float:
+        """How much an edit now would add: the budget serves the message with most first, and
+        an answer showing no text yet before every other (its first words matter most)."""
+        unseen = float(len(self.text) - self._visible_upto)
+        return unseen if self._visible_upto else unseen + FIRST_TEXT_WEIGHT
 
     def _parts(self) -> list[Part]:
         """The live part and any that follow, split from where the frozen messages end.

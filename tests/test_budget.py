@@ -166,3 +166,37 @@ async def test_waiters_are_served_in_order_with_finals_first() -> None:
     await asyncio.gather(*tasks)
     assert served == ["final", "interim-a", "interim-b"]
     assert not budget.has_capacity(final=False)
+
+
+async def test_interims_with_most_to_show_go_first_and_cues_go_last() -> None:
+    budget = RateBudget(2, 0.3, reserve=0)
+    budget.settle(await budget.acquire(final=True))
+    budget.settle(await budget.acquire(final=True))
+    served: list[str] = []
+    unseen = {"small": 3.0, "big": 300.0}
+
+    async def take(name: str, **kind: object) -> None:
+        budget.settle(await budget.acquire(**kind))  # type: ignore[arg-type]
+        served.append(name)
+
+    tasks = [asyncio.create_task(take("cue", cue=True))]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(take("small", weight=lambda: unseen["small"])))
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(take("big", weight=lambda: unseen["big"])))
+    await asyncio.sleep(0)
+    unseen["small"] = 900.0  # weights are read when a slot frees, not when the wait began
+    await asyncio.gather(*tasks)
+    assert served == ["small", "big", "cue"]
+
+
+def test_a_burst_budget_spreads_its_free_slots_over_burst_s() -> None:
+    clock = Clock()
+    budget = RateBudget(100, 60.0, reserve=1, clock=clock, burst_s=15.0)
+    budget._sent.append(clock.now)
+    # 98 slots free: the next interim write may go 15 / 98 s after the last one ...
+    assert budget.delay(final=False) == pytest.approx(15.0 / 98)
+    budget._sent.extend([clock.now] * 73)
+    # ... and as the minute fills up, the pace falls: 25 free, 0.6 s apart (the steady rate).
+    assert budget.delay(final=False) == pytest.approx(0.6)
+    assert budget.delay(final=True) == 0.0

@@ -9,6 +9,9 @@ same :class:`~core.budget.RateBudget`, never one per message:
   started can always be stopped. Both are spent as finals (no spacing): five mentions at once
   may all start natively; the eleventh in a minute falls back to post + update;
 * ``chat.appendStream`` (Tier 4): ~100/min;
+* per-minute windows are longer than most answers, so ``chat.update`` and ``appendStream``
+  burst (``burst_s``): a quiet workspace lets one answer write several times a second, and
+  the pace falls as the minute fills — five answers at once share what is left;
 * ``chat.postMessage``: ~1/s per channel with short bursts.
 """
 
@@ -25,6 +28,8 @@ UPDATES_PER_MIN = 50
 START_STOP_PER_MIN = 20
 STARTS_PER_MIN = STOPS_PER_MIN = START_STOP_PER_MIN // 2
 APPENDS_PER_MIN = 100
+#: Interim writes spread the window's free slots over this many seconds (RateBudget.burst_s).
+BURST_S = 15.0
 #: chat.postMessage: a burst of this many, then one per second, per channel.
 POST_BURST = 3
 POST_INTERVAL_S = 1.0
@@ -40,14 +45,18 @@ class WorkspaceBudgets:
     _posts: dict[str, RateBudget] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.update = RateBudget(UPDATES_PER_MIN, MINUTE_S, name=f"{self.team_id} chat.update")
+        self.update = RateBudget(
+            UPDATES_PER_MIN, MINUTE_S, burst_s=BURST_S, name=f"{self.team_id} chat.update"
+        )
         self.start = RateBudget(
             STARTS_PER_MIN, MINUTE_S, reserve=0, name=f"{self.team_id} chat.startStream"
         )
         self.stop = RateBudget(
             STOPS_PER_MIN, MINUTE_S, reserve=0, name=f"{self.team_id} chat.stopStream"
         )
-        self.append = RateBudget(APPENDS_PER_MIN, MINUTE_S, name=f"{self.team_id} appendStream")
+        self.append = RateBudget(
+            APPENDS_PER_MIN, MINUTE_S, burst_s=BURST_S, name=f"{self.team_id} appendStream"
+        )
 
     def post(self, channel: str) -> RateBudget:
         """The ``chat.postMessage`` budget of one channel (shared by every turn posting there)."""

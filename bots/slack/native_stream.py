@@ -40,7 +40,8 @@ __all__ = ["NativeSwitch", "SlackNativeStream"]
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_S = 0.4
+#: Least time between two writes of one native message (the workspace budget may ask more).
+FLUSH_INTERVAL_S = 0.25
 #: Rotate before Slack's undocumented limits: ~12k cumulative chars, ~5 min of life.
 NATIVE_MAX_CHARS = 11_000
 NATIVE_MAX_AGE_S = 240.0
@@ -196,7 +197,7 @@ class SlackNativeStream:
         if self._needs_rotation(len(self._pending())):
             await self._rotate(self._pending())
             return False
-        slot = await self._budgets.append.acquire()
+        slot = await self._budgets.append.acquire(weight=lambda: float(len(self._pending())))
         delta = self._pending()  # latest wins: whatever arrived while waiting goes too
         if self._outcome is not None or not delta or self._needs_rotation(len(delta)):
             self._budgets.append.refund(slot)
