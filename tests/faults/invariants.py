@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bots.slack.blocks import STOP_PREFIX
+from core.markdown import interim_text
 from core.platform import Outcome
 from core.simulator import Simulator
 from core.simulator.agent import ScriptedAgent, completion, expand_completions
@@ -40,6 +41,24 @@ class Tally:
 
 
 CHECKED = Tally()
+
+
+def interim_source(shown: str, full: str) -> int | None:
+    """How much of ``full`` an interim view ``shown`` stands for, or None if it stands for none.
+
+    Interim text is a markdown-safe prefix: a half-typed word waits, and an open ``**`` is
+    closed — so "arrives **in**" is what a stream cut at "arrives **in or" shows.
+    """
+    shown = shown.rstrip()
+    if full.startswith(shown):
+        return len(shown)
+    base = shown.rstrip("*_~|`")
+    if not full.startswith(base):
+        return None
+    for end in range(len(base), len(full) + 1):
+        if interim_text(full[:end]).rstrip() == shown:
+            return end
+    return None
 
 
 def fault(name: str) -> None:
