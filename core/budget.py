@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-__all__ = ["UNSETTLED_MAX_S", "Rank", "RateBudget"]
+__all__ = ["UNSETTLED_MAX_S", "Rank", "RateBudget", "Weight"]
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +151,11 @@ class RateBudget:
                 return t
         return max(earliest, ends[-1]) if ends else earliest
 
-    def has_capacity(self, *, final: bool = False) -> bool:
+    def has_capacity(self, *, final: bool = False, cue: bool = False) -> bool:
         """Whether :meth:`acquire` would grant a slot at once (nobody queued ahead)."""
-        rank = Rank.FINAL if final else Rank.INTERIM
+        rank = Rank.CUE if cue else Rank.FINAL if final else Rank.INTERIM
         ahead = any(waiter.rank <= rank for waiter in self._queue)
-        return not ahead and self.delay(final=final) == 0.0
+        return not ahead and self.delay(final=rank is not Rank.INTERIM) == 0.0
 
     # -- spending ------------------------------------------------------------------------
     async def acquire(

@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Literal
 
-from core.budget import RateBudget
+from core.budget import RateBudget, Weight
 from core.errors import (
     MessageGoneError,
     MessageTooLongError,
@@ -135,9 +135,8 @@ class PacedMessage:
         placeholder then already shows the text so far, and an answer that ended meanwhile is
         posted whole by :meth:`_finalize`, one request instead of two.
         """
-        slot = await self._post_budget.acquire(cue=True)
-        if self._outcome is not None:
-            self._post_budget.refund(slot)
+        slot = await self._acquire_unless_finishing(self._post_budget, cue=True)
+        if slot is None:
             return  # _finalize posts the whole answer (self._current stays None)
         view = self._interim_view() if len(self._parts()) == 1 else PLACEHOLDER
         try:
@@ -153,7 +152,7 @@ class PacedMessage:
         await self._roll_over_full_parts()  # before the interim slot: slot time ≈ send time
         if self._current is None or self._interim_view() == self._shown:
             return
-        slot = await self._acquire_unless_finishing()
+        slot = await self._acquire_unless_finishing(self._edit_budget, weight=self._unseen_chars)
         if slot is None:
             return
         if len(self._parts()) > 1:  # the part filled up while we waited: roll over first
@@ -166,13 +165,15 @@ class PacedMessage:
             return
         await self._try_interim_edit(view, slot)
 
-    async def _acquire_unless_finishing(self) -> float | None:
-        """Wait for an interim slot, but give way at once when the message finishes.
+    async def _acquire_unless_finishing(
+        self, budget: RateBudget, *, cue: bool = False, weight: Weight | None = None
+    ) -> float | None:
+        """Wait for a placeholder or interim slot, but give way at once when the answer ends.
 
-        Behind other streams on a shared budget an interim wait can last a whole round; the
-        final edit (with its reserved slot) must not queue behind it.
+        Behind other streams on a shared budget such a wait can last a whole round; the final
+        write (with its reserved slot) must not queue behind it.
         """
-        acquire = asyncio.ensure_future(self._edit_budget.acquire(weight=self._unseen_chars))
+        acquire = asyncio.ensure_future(budget.acquire(cue=cue, weight=weight))
         finishing = asyncio.ensure_future(self._finishing.wait())
         try:
             await asyncio.wait({acquire, finishing}, return_when=asyncio.FIRST_COMPLETED)
@@ -184,7 +185,7 @@ class PacedMessage:
             return None
         slot = acquire.result()
         if self._outcome is not None:  # granted just as the answer ended: the final uses it
-            self._edit_budget.refund(slot)
+            budget.refund(slot)
             return None
         return slot
 

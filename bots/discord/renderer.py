@@ -52,11 +52,11 @@ class DiscordRenderer:
         self.streams: list[PacedMessage] = []
 
     async def show_typing(self) -> None:
-        # A cue, not content: skipped while the global budget is busy with answers.
+        # A cue, not content: skipped while anything else waits for the global budget.
         budget = self._dest.budgets.global_
-        if not budget.has_capacity(final=True):
+        if not budget.has_capacity(cue=True):
             return
-        slot = await budget.acquire(final=True)  # granted at once: has_capacity said so
+        slot = await budget.acquire(cue=True)  # granted at once: has_capacity said so
         try:
             await self._dest.channel.typing()
         except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
