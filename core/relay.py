@@ -1,10 +1,15 @@
 """The turn relay: the one place that orders a turn's output.
 
-It reads typed traces and drives a :class:`~core.platform.Renderer`: completion start →
-``start_stream``, content → ``append`` (never waits on the platform), end → ``finish``; every
-other trace is rendered whole, in stream order. It owns the typing cue (shown until the first
-output) and the stop control: :meth:`TurnRelay.stop` cancels the task that reads Voiceflow,
-which closes the HTTP request itself, and the open message is finalized as stopped.
+Two tasks per turn, joined by an unbounded queue: the *reader* pulls typed traces from
+Voiceflow as fast as they come and never waits on the platform; the *renderer* drives a
+:class:`~core.platform.Renderer` in stream order — completion start → ``start_stream``,
+content → ``append``, end → ``finish`` (which waits for the final edit); every other trace is
+rendered whole. So a slow final edit or a rate-limited button post never holds the Voiceflow
+stream, whose idle timeout keeps measuring Voiceflow alone.
+
+The relay owns the typing cue (shown until the first output) and the stop control:
+:meth:`TurnRelay.stop` cancels the reader, which closes the HTTP request itself; what was read
+but not yet rendered is dropped, and the open message is finalized as stopped.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ class TurnRelay:
         self._static = stream_static_text
         self._stream: StreamedMessage | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[Trace | None] = asyncio.Queue()
         self._typing: asyncio.Task[None] | None = None
         self._stopped = False
         self.result = TurnResult()
@@ -79,25 +85,29 @@ class TurnRelay:
 
     async def run(self, traces: AsyncIterator[Trace]) -> TurnResult:
         self._typing = asyncio.create_task(self._keep_typing(), name="typing-cue")
-        self._reader = asyncio.create_task(self._consume(traces), name="voiceflow-reader")
+        self._reader = asyncio.create_task(self._read(traces), name="voiceflow-reader")
+        failure: Exception | None = None
         try:
-            await asyncio.wait({self._reader})
+            await self._render_all()
         except asyncio.CancelledError:  # shutdown: the message must not be left hanging
             self._reader.cancel()
             await asyncio.shield(self._close_stream(Outcome.INTERRUPTED))
             raise
+        except Exception as exc:  # a platform failure ends this turn only
+            failure = exc
+            self._reader.cancel()
         finally:
             self._stop_typing()
-        await self._conclude(self._reader)
+        await asyncio.wait({self._reader})  # done already, unless rendering failed
+        await self._conclude(self._reader, failure)
         return self.result
 
-    async def _conclude(self, reader: asyncio.Task[None]) -> None:
-        if reader.cancelled():
+    async def _conclude(self, reader: asyncio.Task[None], failure: Exception | None) -> None:
+        exc = failure or (None if reader.cancelled() else reader.exception())
+        if exc is None and reader.cancelled():
             self.result.outcome = Outcome.STOPPED if self._stopped else Outcome.INTERRUPTED
             await self._close_stream(self.result.outcome, notice_if_none=self._stopped)
-            return
-        exc = reader.exception()
-        if exc is None:
+        elif exc is None:
             await self._close_stream(Outcome.COMPLETE)
         elif isinstance(exc, StreamInterruptedError):
             log.warning("voiceflow stream interrupted: %s", exc)
@@ -121,13 +131,22 @@ class TurnRelay:
         elif notice_if_none and outcome is not Outcome.COMPLETE:
             await self._renderer.send_notice(outcome.note)
 
-    # -- reading -------------------------------------------------------------------------
-    async def _consume(self, traces: AsyncIterator[Trace]) -> None:
-        async with contextlib.aclosing(traces):  # type: ignore[type-var]
-            async for trace in traces:
-                if not isinstance(trace, Ignored):
-                    self._first_output()
-                await self._handle(trace)
+    # -- reading and rendering -----------------------------------------------------------
+    async def _read(self, traces: AsyncIterator[Trace]) -> None:
+        try:
+            async with contextlib.aclosing(traces):  # type: ignore[type-var]
+                async for trace in traces:
+                    self._inbox.put_nowait(trace)
+        finally:
+            self._inbox.put_nowait(None)  # however reading ended, rendering ends too
+
+    async def _render_all(self) -> None:
+        while (trace := await self._inbox.get()) is not None:
+            if self._stopped:
+                continue  # read before the stop, not wanted after it
+            if not isinstance(trace, Ignored):
+                self._first_output()
+            await self._handle(trace)
 
     async def _handle(self, trace: Trace) -> None:
         match trace:

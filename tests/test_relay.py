@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from core.errors import StreamInterruptedError, VoiceflowAuthError
+from core.errors import PlatformError, StreamInterruptedError, VoiceflowAuthError
 from core.platform import ButtonRef, Outcome
 from core.relay import TurnRelay
 from core.traces import (
@@ -153,3 +153,61 @@ async def test_static_text_can_be_fake_streamed() -> None:
     await turn.run(script(Text("A static message with several words.")))
     assert renderer.platform.visible() == ["A static message with several words."]
     assert [k for k, _ in renderer.events] == ["stream"]
+
+
+class GatedRenderer(RecordingRenderer):
+    """Buttons wait for ``gate`` (a slow or rate-limited platform), or fail with ``error``."""
+
+    def __init__(self, platform: Platform, error: Exception | None = None) -> None:
+        super().__init__(platform)
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+        self.error = error
+
+    async def send_buttons(self, buttons: list[ButtonRef]) -> None:
+        self.waiting.set()
+        await self.gate.wait()
+        if self.error is not None:
+            raise self.error
+        await super().send_buttons(buttons)
+
+
+async def test_reading_never_waits_on_the_platform() -> None:
+    renderer = GatedRenderer(Platform(window_s=0.5))
+    read_all = asyncio.Event()
+
+    async def traces() -> AsyncIterator[Trace]:
+        for trace in [*completion("Before."), Choice((BUTTON,)), *completion("After."), End()]:
+            yield trace
+        read_all.set()
+
+    task = asyncio.create_task(relay(renderer).run(traces()))
+    await renderer.waiting.wait()
+    await asyncio.wait_for(read_all.wait(), 5)  # the whole stream, buttons still blocked
+    assert not task.done() and renderer.platform.visible() == ["Before."]
+    renderer.gate.set()
+    result = await task
+    assert [kind for kind, _ in renderer.events] == ["stream", "buttons", "stream"]
+    assert renderer.platform.visible() == ["Before.", "After."]
+    assert result.ended and result.outcome is Outcome.COMPLETE
+
+
+async def test_a_platform_failure_ends_the_turn_and_the_upstream() -> None:
+    renderer = GatedRenderer(Platform(window_s=0.5), error=PlatformError("500"))
+    closed = asyncio.Event()
+
+    async def endless() -> AsyncIterator[Trace]:
+        try:
+            yield Choice((BUTTON,))
+            await asyncio.Event().wait()
+            yield End()
+        finally:
+            closed.set()
+
+    task = asyncio.create_task(relay(renderer).run(endless()))
+    await renderer.waiting.wait()
+    renderer.gate.set()
+    result = await asyncio.wait_for(task, 5)
+    assert closed.is_set()
+    assert result.outcome is Outcome.INTERRUPTED
+    assert ("notice", Outcome.INTERRUPTED.note) in renderer.events
