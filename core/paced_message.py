@@ -17,6 +17,7 @@ stores text and wakes a pump task that owns every request of this message. Invar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Literal
@@ -118,14 +119,25 @@ class PacedMessage:
         try:
             await self._post_placeholder()
             while self._outcome is None:
-                await self._wake.wait()
-                self._wake.clear()
+                await self._wait_for_news()
                 if self._outcome is None and not self._edits_broken:
                     await self._interim()
             await self._finalize(self._outcome)
         except Exception:  # the pump must never die silently with text unshown
             log.exception("streamed message failed; posting what remains")
             await self._post_remainder(self._outcome or Outcome.INTERRUPTED)
+
+    async def _wait_for_news(self) -> None:
+        """New text, the end, or the retry timer after a failed edit — whichever comes first.
+
+        Text that arrives while no slot is free waits inside the budget's ``acquire``, whose
+        timer fires when a slot frees: that is the flush timer of normal pacing. A failed edit
+        has no such timer, so without this one its text would stay unshown until more arrives.
+        """
+        retry_in = RETRY_DELAY_S * self._failed_edits if self._failed_edits else None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), retry_in)
+        self._wake.clear()
 
     async def _post_placeholder(self) -> None:
         """Post the message that will grow — at once, normally before any text has arrived.

@@ -181,3 +181,18 @@ async def test_remainder_that_starts_inside_a_code_block_reopens_the_fence() -> 
     # the stale message keeps its interim closing fence (decoration, not source)
     assert shown[0].removesuffix("```") + shown[1].removeprefix("```python\n") == first + rest
     assert shown[1].endswith("After the code.")
+
+
+async def test_a_failed_edit_is_retried_on_a_timer_without_new_text() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    await stream(message, ["Hello "], 0.05)  # the placeholder goes out
+    platform.fail_next.append(PlatformError("500"))
+    platform.changed.clear()
+    message.append("world, this is all. ")  # its edit fails; nothing else arrives
+    while not platform.messages[platform.order[0]].startswith("Hello world, this is all."):
+        platform.changed.clear()
+        await asyncio.wait_for(platform.changed.wait(), 5)
+    assert not platform.fail_next  # the failure happened, then the timer retried
+    await message.finish()
+    assert platform.visible() == ["Hello world, this is all. "]
