@@ -3,11 +3,12 @@ token or key the tests configure (SPEC §8 "No secret is ever logged or shown").
 
 Every log record of the test process — our own loggers (``core``, ``bots``, ``vf-bridge``) at
 DEBUG, third-party libraries at their default WARNING, as ``core.logs.setup_logging`` caps
-them in production — is formatted and checked as it is emitted; the outputs of the processes
-the fault suite spawns are checked at the end (``tests/faults/outputs.py``). A leak fails the
-session with the offending lines. The simulator's public key (``SIMULATOR_API_KEY``) is
-printed on purpose and is not a secret; ``tests/test_logs.py`` logs its own fake secret on
-purpose to test the redacting filter.
+them in production — is formatted and checked as it is emitted; what each test printed to
+stdout and stderr (pytest's capture), and the outputs of the processes the suite spawns
+(``tests/faults/outputs.py``), are checked at the end. A leak fails the session with the
+offending lines; ``tests/test_secret_scan.py`` plants leaks to prove it does. The
+simulator's public key (``SIMULATOR_API_KEY``) is printed on purpose and is not a secret;
+``tests/test_logs.py`` logs its own fake secret on purpose to test the redacting filter.
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     logging.getLogger().addHandler(_WATCH)
     for name in OURS:
         logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "teardown":
+        return  # the teardown report carries what every phase of the test printed
+    for captured in (report.capstdout, report.capstderr):
+        if captured:
+            outputs.record(captured)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

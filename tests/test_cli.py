@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from tests.faults.outputs import record
 from tests.redis_server import redis_server
 
 KEY = "VF.DM.0123456789abcdef01234567.TopSecretValue42"
@@ -50,6 +51,8 @@ async def run(args: list[str], environ: dict[str, str], stdin: bytes = b"") -> t
     )
     out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
     assert proc.returncode is not None
+    record(out.decode())
+    record(err.decode())
     return proc.returncode, out.decode(), err.decode()
 
 
@@ -72,6 +75,7 @@ async def simulator_process(environ: dict[str, str]) -> AsyncIterator[str]:
         env=environ,
     )
     assert proc.stderr is not None
+    line = b""
     try:
         line = await asyncio.wait_for(proc.stderr.readline(), 30)
         found = re.search(r"http://127\.0\.0\.1:\d+", line.decode())
@@ -79,7 +83,9 @@ async def simulator_process(environ: dict[str, str]) -> AsyncIterator[str]:
         yield found.group(0)
     finally:
         proc.terminate()
+        rest = await proc.stderr.read()
         await proc.wait()
+        record((line + rest).decode(errors="replace"))
 
 
 async def test_piped_chat_against_a_simulator_process(
@@ -98,6 +104,20 @@ async def test_piped_chat_against_a_simulator_process(
     chosen = out.index("You chose **Order coffee**")
     assert welcome < echo < buttons < chosen
     assert "\x1b[" not in out  # piped output is plain
+
+
+async def test_run_without_platforms_opens_the_chat(
+    simulator_process: str, environ: dict[str, str]
+) -> None:
+    environ |= {
+        "VOICEFLOW_API_URL": simulator_process,
+        "VOICEFLOW_API_KEY": SIMULATOR_API_KEY,
+        "VOICEFLOW_PROJECT_ID": SIMULATOR_PROJECT_ID,
+    }
+    code, out, err = await run(["run"], environ, b"hello\n")
+    assert code == 0, err
+    assert "No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat." in out
+    assert out.index("Hi! I'm the voiceflow-bridge simulator") < out.index("You said: **hello**")
 
 
 async def test_chat_without_a_key_uses_the_built_in_simulator(environ: dict[str, str]) -> None:

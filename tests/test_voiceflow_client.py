@@ -9,7 +9,7 @@ import itertools
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -315,6 +315,37 @@ def closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def unanswered_port_url() -> Iterator[str]:
+    """A port that never completes a TCP handshake: its listen backlog is full, so the
+    kernel drops further SYNs and a connect hangs until the client's connect timeout."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+async def test_connect_timeout_is_unavailable_and_retried() -> None:
+    with unanswered_port_url() as url:
+        async with make_client(url, connect_timeout_s=0.2, max_retries=1) as client:
+            started = time.monotonic()
+            with pytest.raises(VoiceflowUnavailableError, match="VOICEFLOW_API_URL") as caught:
+                await collect(client, LAUNCH)
+    assert "2 attempts" in str(caught.value)
+    elapsed = time.monotonic() - started
+    assert 0.4 <= elapsed < 5  # two whole connect timeouts (no refusal), and not a hang
 
 
 async def test_connect_error_is_unavailable() -> None:
