@@ -23,6 +23,10 @@ A :class:`RateBudget` is a sliding window of ``limit`` requests per ``window_s``
   that takes — under load a request may reach the platform long after its slot was granted —
   and from then on for one window; a slot never settled stops counting after
   ``UNSETTLED_MAX_S``;
+* a platform that reports its window (``observe``: Discord's ``Remaining`` and
+  ``Reset-After``) is trusted when it says a *new* window has opened: slots settled before it
+  opened belong to the old window and stop counting (Discord's windows are fixed: they reset
+  whole, they do not slide), so a final edit right after a window turned over goes at once;
 * a budget may have a ``parent`` (Discord's global 50 requests per second above every
   channel's bucket): a slot is granted only when both have one, and settles or refunds both;
 * time comes from the event loop, so tests may drive it with a fake loop clock.
@@ -106,6 +110,7 @@ class RateBudget:
         self._parent = parent
         self._parent_slots: dict[float, list[float]] = {}
         self._last_response = -math.inf  # when :meth:`observe` last saw a platform response
+        self._window_resets_at = -math.inf  # when the platform said its window resets
 
     # -- queries -------------------------------------------------------------------------
     def delay(self, *, final: bool) -> float:
@@ -263,12 +268,28 @@ class RateBudget:
             self.reserve = min(self.reserve, max(0, limit - 1))
         if remaining is not None and reset_after_s is not None:
             self._expire(now)
+            self._turn_over(now + reset_after_s)
             used = self.limit - remaining
             # The platform counts more requests than we did (another process, a restart):
             # pretend they were sent so that the window frees exactly at its reset.
             while len(self._sent) + len(self._pending) < used:
                 self._sent.appendleft(now + reset_after_s - self.window_s)
         self._wake()
+
+    def _turn_over(self, resets_at: float) -> None:
+        """Forget settled slots of a window the platform says has been replaced by a new one.
+
+        A reset time later than the known one by more than half a window can only belong to a
+        window that opened after the old one ended, at ``resets_at - window_s`` at the latest
+        (our window is never shorter than the platform's), and everything settled before that
+        was counted in the old one. Slots still in flight keep counting: conservative.
+        """
+        is_new = resets_at > self._window_resets_at + self.window_s / 2
+        self._window_resets_at = max(self._window_resets_at, resets_at)
+        if is_new:
+            opened = resets_at - self.window_s
+            while self._sent and self._sent[0] < opened:
+                self._sent.popleft()
 
     def count_unbudgeted(self) -> None:
         """A request went out without a slot (a client library's own): count it from now."""

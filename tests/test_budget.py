@@ -200,3 +200,33 @@ def test_a_burst_budget_spreads_its_free_slots_over_burst_s() -> None:
     # ... and as the minute fills up, the pace falls: 25 free, 0.6 s apart (the steady rate).
     assert budget.delay(final=False) == pytest.approx(0.6)
     assert budget.delay(final=True) == 0.0
+
+
+async def test_a_new_fixed_window_frees_the_old_windows_slots() -> None:
+    clock = Clock()
+    budget = RateBudget(5, 5.0, clock=clock)
+    for t in (100.0, 101.0, 102.0, 103.0, 104.0):  # one fixed window, opened at 100
+        clock.now = t
+        budget.settle(await budget.acquire(final=True))
+        budget.observe(limit=5, remaining=5 - int(t - 99), reset_after_s=105.0 - t)
+    clock.now = 105.1
+    # This write opens the next window: Discord says 4 remain for 5 s.
+    budget.settle(await budget.acquire(final=True))
+    budget.observe(limit=5, remaining=4, reset_after_s=5.0)
+    assert budget.delay(final=True) == 0.0  # a sliding window would say: wait until 106
+    assert budget.delay(final=False) == pytest.approx(1.0)  # interim spacing still holds
+    budget.observe(limit=5, remaining=3, reset_after_s=4.5)  # a later answer, same window
+    assert len(budget._sent) == 2  # ... forgets nothing
+
+
+async def test_an_unsettled_slot_of_the_old_window_keeps_counting() -> None:
+    clock = Clock()
+    budget = RateBudget(2, 5.0, reserve=0, clock=clock)
+    budget.observe(limit=2, remaining=1, reset_after_s=5.0)
+    # No response yet: the platform may count it in either window.
+    in_flight = await budget.acquire(final=True)
+    clock.now = 106.0
+    budget.observe(limit=2, remaining=1, reset_after_s=5.0)
+    assert in_flight in budget._pending
+    budget.settle(await budget.acquire(final=True))
+    assert budget.delay(final=True) > 0.0
