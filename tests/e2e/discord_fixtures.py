@@ -22,6 +22,7 @@ from core.bridge import Bridge, open_bridge
 from core.config import Secret, Settings
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, DefaultAgent, Simulator
 from tests.fakes.discord import FakeDiscord, FakeMessage, Recorded
+from tests.fakes.discord_limits import FixedWindow
 
 BOT_ID = "1000"
 PLACEHOLDER = "▌"
@@ -150,15 +151,14 @@ class DiscordWorld:
         await self._stack.aclose()
 
 
-def max_in_window(times: list[float], window_s: float) -> int:
-    """The largest number of ``times`` inside any half-open interval of ``window_s``."""
-    times = sorted(times)
-    best = start = 0
-    for end, t in enumerate(times):
-        while times[start] <= t - window_s:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+def fits_the_bucket(times: list[float], limit: int, window_s: float) -> bool:
+    """Whether requests arriving at ``times`` stay inside the fake's fixed windows.
+
+    Discord's windows reset whole (``X-RateLimit-Reset``), so up to ``limit`` requests may end
+    one window and ``limit`` more open the next: a sliding count would be the wrong test.
+    """
+    window = FixedWindow(limit, window_s)
+    return all(window.take(t) for t in sorted(times))
 
 
 def strip_cursor(content: str) -> str:

@@ -26,7 +26,7 @@ from tests.e2e.discord_fixtures import (
     DiscordWorld,
     WorldFactory,
     expected_answer,
-    max_in_window,
+    fits_the_bucket,
     strip_cursor,
 )
 from tests.fakes.discord import FakeMessage
@@ -37,7 +37,6 @@ LIMIT, WINDOW_S = 5, 5.0
 TOKEN_DELAY_S = 0.02  # ~50 tokens (stream events) per second
 #: An echo answer of ~1,700 chars (~130 chunks, ~2.7 s): one message, several paced edits.
 QUESTION = " ".join(f"word{i} pacing" for i in range(60))
-JITTER_S = 0.05
 
 
 @dataclass
@@ -114,7 +113,7 @@ def assert_in_bucket(world: DiscordWorld, channel_id: str) -> None:
     requests = world.message_requests(channel_id)
     for method in ("POST", "PATCH"):
         times = [r.t for r in requests if r.method == method]
-        assert max_in_window(times, WINDOW_S - JITTER_S) <= LIMIT, method
+        assert fits_the_bucket(times, LIMIT, WINDOW_S), method
     assert world.fake.count_429 == 0
 
 
