@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from bots.slack.journal import SlackJournal
+from bots.slack.native_ending import NativeEnd
+from core.platform import Outcome
 from core.store import InFlight, Store, open_store
 from core.traces import Button
 from tests.redis_server import redis_server
 
 StoreFactory = Callable[[], AbstractAsyncContextManager[Store]]
+INTERRUPTED = Outcome.INTERRUPTED.note
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -74,6 +78,54 @@ async def test_inflight_records(stores: StoreFactory) -> None:
         await store.drop_inflight("discord", "m1")
         assert [i.data for i in await store.inflight("discord")] == [{"channel": "3001"}]
         assert [i.id for i in await store.inflight("slack")] == ["m2"]
+
+
+async def test_a_native_stream_is_journaled_with_its_latest_confirmed_text(
+    stores: StoreFactory,
+) -> None:
+    confirmed = "Here is **code**, café 👋:\n\n```python\nprint(1)\n"
+    async with stores() as store:
+        journal = SlackJournal(store, "C1")
+        await journal.streaming("1.1", NativeEnd("Here ", 5))
+        await journal.streaming("1.1", NativeEnd(confirmed, len(confirmed)))  # replaces
+        await journal.showing("1.2", "Hi ▌")  # a post + update message in the same channel
+    async with stores() as store:  # a restart after kill -9: the store is all that is left
+        found = {item.data["ts"]: item.data for item in await store.inflight("slack")}
+        assert found == {
+            "1.1": {
+                "channel": "C1",
+                "ts": "1.1",
+                "text": confirmed,
+                "native": True,
+                "sent": len(confirmed),
+                "note": INTERRUPTED,
+            },
+            "1.2": {"channel": "C1", "ts": "1.2", "text": "Hi ▌"},
+        }
+        await SlackJournal(store, "C1").closed("1.1")
+        assert [item.data["ts"] for item in await store.inflight("slack")] == ["1.2"]
+
+
+async def test_a_native_stream_s_final_stop_is_journaled_with_the_whole_answer(
+    stores: StoreFactory,
+) -> None:
+    async with stores() as store:
+        journal = SlackJournal(store, "C1")
+        await journal.streaming("1.1", NativeEnd("Hello ", 6))
+        await journal.streaming("1.1", NativeEnd("Hello world.", 6, note=""))  # stop in flight
+    async with stores() as store:
+        [item] = await store.inflight("slack")
+        assert (item.data["text"], item.data["sent"], item.data["note"]) == ("Hello world.", 6, "")
+
+
+async def test_native_streams_of_two_channels_are_journaled_apart(stores: StoreFactory) -> None:
+    async with stores() as store:
+        await SlackJournal(store, "C1").streaming("1.1", NativeEnd("one ", 4))
+        await SlackJournal(store, "C2").streaming("1.1", NativeEnd("two ", 4))  # same ts
+        await SlackJournal(store, "C1").closed("1.1")
+        assert [
+            (item.data["channel"], item.data["text"]) for item in await store.inflight("slack")
+        ] == [("C2", "two ")]
 
 
 async def test_places_are_remembered_across_a_reopen(stores: StoreFactory) -> None:

@@ -15,7 +15,9 @@ pump task, which owns every request of this message (one in flight). Invariants:
   cannot go on — unavailable (switched off for the process), failed, expired
   (``message_not_in_streaming_state``), or about to hit its ~5 min / ~12k limits (rotated
   before them) — the native message is finalized with exactly ``_sent`` and the unconfirmed
-  remainder continues in a fallback message: nothing lost, nothing doubled.
+  remainder continues in a fallback message: nothing lost, nothing doubled;
+* until the message is final the journal holds how a restart after ``kill -9`` ends it:
+  the confirmed text, and during the final stop the whole text and note (``NativeEnd``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from typing import Any, Literal
 
 from bots.slack.api import NATIVE_UNAVAILABLE, SlackApi, slack_error_code
 from bots.slack.budgets import WorkspaceBudgets
+from bots.slack.journal import SlackJournal
 from bots.slack.mentions import neutralize_broadcasts
+from bots.slack.native_ending import NativeEnd, ending, fence_closer, pinned_text
 from bots.slack.place import SlackPlace
 from core.errors import PlatformError, PlatformRateLimitedError, StreamExpiredError
 from core.markdown import MIN_MAX_CHARS, find_open_fence, split_text
@@ -75,6 +79,7 @@ class SlackNativeStream:
         switch: NativeSwitch,
         fallback: Callable[[], StreamedMessage],
         on_stopped_by_user: Callable[[], None],
+        journal: SlackJournal | None = None,
         unit: Literal["word", "sentence"] = "word",
         flush_interval_s: float = FLUSH_INTERVAL_S,
         max_chars: int = NATIVE_MAX_CHARS,
@@ -86,6 +91,7 @@ class SlackNativeStream:
         self._switch = switch
         self._make_fallback = fallback
         self._on_stopped_by_user = on_stopped_by_user
+        self._journal = journal
         self._unit = unit
         self._interval = flush_interval_s
         self._max_chars = max_chars
@@ -218,7 +224,7 @@ class SlackNativeStream:
             return False
         self._ts = str(reply["ts"])
         self._started_at = self._last_write = time.monotonic()
-        self._confirm(delta, wire)
+        await self._confirm(delta, wire)
         return True
 
     async def _call_start(self, wire: str) -> dict[str, Any]:
@@ -252,18 +258,30 @@ class SlackNativeStream:
             return True
         except PlatformError as exc:
             if slack_error_code(exc) == "stopped_by_user":
-                self._user_stop()
+                await self._user_stop()
                 return True
             log.warning("appendStream failed (%s); continuing with post + update", exc)
             await self._recover_expired()
             return False
         self._last_write = time.monotonic()
-        self._confirm(delta, wire)
+        await self._confirm(delta, wire)
         return True
 
-    def _confirm(self, delta: str, wire: str) -> None:
+    async def _confirm(self, delta: str, wire: str) -> None:
         self._sent += len(delta)
         self._segment_chars += len(wire)
+        # After Slack's ok, so a restart never pins text the message did not hold.
+        await self._journaled(self.text[: self._sent])
+
+    async def _journaled(self, text: str, note: str = Outcome.INTERRUPTED.note) -> None:
+        """Should the process die now, the next start ends this message as ``text`` + ``note``."""
+        if self._journal is not None and self._ts is not None:
+            await self._journal.streaming(self._ts, NativeEnd(text, self._sent, note))
+
+    async def _closed(self) -> None:
+        """The native message is final: nothing left for a restart to finish."""
+        if self._journal is not None and self._ts is not None:
+            await self._journal.closed(self._ts)
 
     def _needs_rotation(self, more_chars: int) -> bool:
         too_old = time.monotonic() - self._started_at > self._max_age_s
@@ -283,30 +301,27 @@ class SlackNativeStream:
                 self._switch_to_fallback("answer ended before the first flush")
             return
         rest = self.text[self._sent :]
-        wire = neutralize_broadcasts(rest) + self._note(outcome)
+        wire = neutralize_broadcasts(rest) + ending(self.text, outcome.note)
         if not self._fits(len(wire)):
             await self._rotate(rest)
             return
+        await self._journaled(self.text, outcome.note)
         for _ in range(STOP_ATTEMPTS):
             try:
                 async with self._budgets.stop.slot(final=True):
                     await self._stop_stream(wire)
                 self._sent += len(rest)
+                await self._closed()
                 return
             except PlatformRateLimitedError as exc:
                 self._budgets.stop.block_for(exc.retry_after)
             except PlatformError as exc:
                 if slack_error_code(exc) == "stopped_by_user":
+                    await self._closed()
                     return
                 log.warning("stopStream failed (%s); posting the rest", exc)
                 break
         await self._recover_expired()
-
-    def _note(self, outcome: Outcome) -> str:
-        if outcome is Outcome.COMPLETE:
-            return ""
-        closer = "\n```" if find_open_fence(self.text) is not None else ""
-        return f"{closer}\n\n{outcome.note}" if self.text.strip() else outcome.note
 
     async def _stop_stream(self, wire: str) -> None:
         assert self._ts is not None
@@ -323,9 +338,9 @@ class SlackNativeStream:
         the rest continues in a new message."""
         head = self._head_that_fits(candidate)
         wire = neutralize_broadcasts(head)
-        open_fence = find_open_fence(self.text[: self._sent + len(head)])
-        closer = "\n```" if open_fence is not None else ""
+        closer = fence_closer(self.text[: self._sent + len(head)])
         log.info("rotating native stream %s at %d chars", self._ts, self._segment_chars + len(wire))
+        await self._journaled(self.text[: self._sent + len(head)])
         try:
             async with self._budgets.stop.slot(final=True):
                 await self._stop_stream(wire + closer)
@@ -333,7 +348,8 @@ class SlackNativeStream:
             log.info("stopStream on rotation failed (%s)", exc)
             await self._recover_expired()
             return
-        self._confirm(head, wire)
+        self._sent += len(head)
+        await self._closed()
         self._switch_to_fallback("rotation", reopen=True)
 
     def _head_that_fits(self, candidate: str) -> str:
@@ -348,21 +364,20 @@ class SlackNativeStream:
     async def _recover_expired(self) -> None:
         """The stream no longer takes appends: pin its confirmed text, continue elsewhere."""
         if self._ts is not None and self._sent > 0:
-            confirmed = neutralize_broadcasts(self.text[: self._sent]) + self._fence_closer()
+            # The rest moves on: a restart must not pin it here too (after a failed stop).
+            await self._journaled(self.text[: self._sent])
             try:
                 async with self._budgets.update.slot(final=True):
                     await self._api.call(
                         "chat.update",
                         channel=self._place.channel,
                         ts=self._ts,
-                        markdown_text=confirmed,
+                        markdown_text=pinned_text(self.text[: self._sent]),
                     )
-            except PlatformError as exc:
+                await self._closed()
+            except PlatformError as exc:  # stays journaled: the next start finalizes it
                 log.warning("could not finalize the expired native message: %s", exc)
         self._switch_to_fallback("stream expired", reopen=True)
-
-    def _fence_closer(self) -> str:
-        return "\n```" if find_open_fence(self.text[: self._sent]) is not None else ""
 
     def _switch_to_fallback(self, reason: str, *, reopen: bool = False) -> None:
         """Hand the unconfirmed remainder to a post + update message (atomically)."""
@@ -377,10 +392,11 @@ class SlackNativeStream:
         self._fallback = fallback
         self._chunks[:] = [self.text[: self._sent]]
 
-    def _user_stop(self) -> None:
+    async def _user_stop(self) -> None:
         log.info("user stopped the native stream %s", self._ts)
         self._user_stopped = True
         self._on_stopped_by_user()
+        await self._closed()  # Slack ended the message itself
 
     def _note_start_failure(self, exc: PlatformError) -> None:
         code = slack_error_code(exc)

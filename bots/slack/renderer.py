@@ -91,6 +91,7 @@ class SlackRenderer:
             switch=self._native,
             fallback=lambda: self._paced(stop_id),
             on_stopped_by_user=lambda: self._stop_quietly(stop_id),
+            journal=self._journal,
             unit=self._unit,
         )
 

@@ -3,7 +3,9 @@
 The fakes (FakeDiscord / FakeSlack) and the Voiceflow simulator run in the test process; the
 child reaches them over HTTP through the same variables an operator sets. The child's SQLite
 journal is all that survives the kill: the next child must finalize the dangling placeholder
-as interrupted — its last text, the "⚠️ interrupted" note, no cursor, no Stop control.
+as interrupted — its last text, the "⚠️ interrupted" note, no cursor, no Stop control. A
+Slack native stream is stopped with the note, or, when Slack expired it while the process was
+down, pinned with ``chat.update`` to its journaled text plus the note.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from core.store import open_store
 from tests.e2e.discord_fixtures import CURSOR
 from tests.fakes.discord import FakeDiscord, FakeMessage
+from tests.fakes.slack import FakeMessage as SlackMessage
 from tests.fakes.slack import FakeSlack
 from tests.faults.invariants import (
     ANSWERS,
@@ -99,6 +103,16 @@ def base_env(tmp_path: Path, simulator: Simulator, **extra: str) -> dict[str, st
     }
 
 
+def slack_env(tmp_path: Path, simulator: Simulator, fake: FakeSlack) -> dict[str, str]:
+    return base_env(
+        tmp_path,
+        simulator,
+        SLACK_BOT_TOKEN=fake.bot_token,
+        SLACK_APP_TOKEN=fake.app_token,
+        SLACK_API_URL=fake.api_url,
+    )
+
+
 @pytest.fixture
 async def slow_simulator() -> AsyncIterator[Simulator]:
     async with Simulator(token_delay_s=0.05) as simulator:  # ~7 s for the medium answer
@@ -162,13 +176,7 @@ async def test_kill_9_mid_stream_on_slack_is_finalized_at_the_next_start(
     tmp_path: Path, slow_simulator: Simulator
 ) -> None:
     async with FakeSlack() as fake:
-        env = base_env(
-            tmp_path,
-            slow_simulator,
-            SLACK_BOT_TOKEN=fake.bot_token,
-            SLACK_APP_TOKEN=fake.app_token,
-            SLACK_API_URL=fake.api_url,
-        )
+        env = slack_env(tmp_path, slow_simulator, fake)
         dm = {
             "type": "message",
             "channel_type": "im",
@@ -214,3 +222,87 @@ async def test_kill_9_mid_stream_on_slack_is_finalized_at_the_next_start(
             CHECKED.add(expected)
             assert await second.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
         assert "finalized 1 slack message" in "".join(second.output)
+
+
+MENTION_CHANNEL, OTHER_CHANNEL = "C0001", "C0002"
+
+
+async def mention(fake: FakeSlack, text: str, *, channel: str, ts: str) -> None:
+    """A mention as Slack delivers it: ``app_mention`` and ``message`` (docs/slack.md §3)."""
+    event = {
+        "user": "UHUMAN",
+        "text": f"<@{fake.bot_user_id}> {text}",
+        "ts": ts,
+        "channel": channel,
+        "team": "T0001",
+    }
+    await fake.send_event({"type": "app_mention", **event})
+    await fake.send_event({"type": "message", "channel_type": "channel", **event})
+
+
+def native_streaming(fake: FakeSlack, thread_ts: str) -> SlackMessage | None:
+    for message in fake.thread_messages(MENTION_CHANNEL, thread_ts):
+        if message.streaming and len(message.history) >= 3:  # started, appended twice
+            return message
+    return None
+
+
+def last_append(fake: FakeSlack, ts: str) -> str:
+    appends = [c for c in fake.calls_to("chat.appendStream") if c.ok and c.args["ts"] == ts]
+    return str(appends[-1].args["markdown_text"])
+
+
+@pytest.mark.parametrize("expired", [False, True], ids=["stopped", "expired"])
+async def test_kill_9_mid_native_stream_is_finalized_at_the_next_start(
+    tmp_path: Path, slow_simulator: Simulator, expired: bool
+) -> None:
+    async with FakeSlack() as fake:
+        env = slack_env(tmp_path, slow_simulator, fake)
+        thread_ts = "1700000000.000100"
+        async with child(env, tmp_path) as first:
+            await fake.wait_until(lambda: fake.socket_connected, STARTUP_S)
+            await mention(fake, QUESTION, channel=MENTION_CHANNEL, ts=thread_ts)
+            await fake.wait_until(lambda: native_streaming(fake, thread_ts) is not None, STARTUP_S)
+            assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+        fault(f"process kill -9 mid native stream (Slack, {'expired' if expired else 'live'})")
+        doomed = native_streaming(fake, thread_ts)
+        assert doomed is not None
+        shown = doomed.visible_text
+        assert interim_source(shown, ANSWERS[QUESTION]) is not None and shown != ANSWERS[QUESTION]
+        if expired:  # Slack expired the stream while the process was down (~5 min)
+            fake.expire_stream(MENTION_CHANNEL, doomed.ts)
+        async with child(env, tmp_path) as second:
+            await fake.wait_until(
+                lambda: doomed.visible_text.endswith(INTERRUPTED) and fake.socket_connected,
+                STARTUP_S,
+            )
+            assert not slack_hanging(doomed)
+            body = doomed.visible_text.removesuffix(f"\n\n{INTERRUPTED}")
+            if expired:
+                # Pinned with chat.update: the journaled text, which lacks the last append
+                # only when the kill fell between Slack's ok and the journal write.
+                assert body == shown or body + last_append(fake, doomed.ts) == shown
+            else:
+                assert body == shown  # stopStream appended only the note
+            assert [c.error for c in fake.calls_to("chat.stopStream")] == [
+                "message_not_in_streaming_state" if expired else None
+            ]
+            assert len(fake.calls_to("chat.update")) == int(expired)
+            CHECKED.add(body)
+            # The restarted process serves: a new conversation streams natively, exact.
+            await mention(fake, "second conversation", channel=OTHER_CHANNEL, ts=thread_ts)
+            expected = ANSWERS["second conversation"]
+            await fake.wait_until(
+                lambda: any(
+                    m.visible_text == expected and not slack_hanging(m)
+                    for m in fake.thread_messages(OTHER_CHANNEL, thread_ts)
+                ),
+                30,
+            )
+            CHECKED.add(expected)
+            starts = fake.calls_to("chat.startStream")
+            assert [c.args["channel"] for c in starts] == [MENTION_CHANNEL, OTHER_CHANNEL]
+            assert await second.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        assert "finalized 1 slack message" in "".join(second.output)
+    async with open_store(env["STATE_URL"]) as store:  # finalized: no longer in flight
+        assert doomed.ts not in {item.data["ts"] for item in await store.inflight("slack")}

@@ -6,14 +6,31 @@ streaming); a second conversation (another user's DM) must end exact as well.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.slack.api import SlackApi
+from bots.slack.journal import SlackJournal, finalize_slack_dangling
+from bots.slack.mentions import neutralize_broadcasts
+from bots.slack.native_ending import NativeEnd
+from core.store import Store, open_store
 from tests.e2e import slack_fixtures
 from tests.e2e.slack_fixtures import CHANNEL, DM, SlackWorld, WorldFactory
-from tests.faults.invariants import ANSWERS, CHECKED, fault, fault_agent, joined, slack_hanging
+from tests.fakes.slack import FakeSlack
+from tests.faults.invariants import (
+    ANSWERS,
+    CHECKED,
+    INTERRUPTED,
+    fault,
+    fault_agent,
+    joined,
+    slack_hanging,
+)
 
 slack_world_factory = slack_fixtures.slack_world_factory
 slack_no_proxy = slack_fixtures.slack_no_proxy
@@ -96,6 +113,8 @@ async def test_message_not_in_streaming_state_continues_in_a_new_message(
     await second_conversation_works(w)
     await wait_slack(w, CHANNEL, ts, ANSWERS[QUESTION])
     assert len(w.answer_messages(CHANNEL, ts)) >= 2
+    # Pinned before the rest moved on: the native message is no longer journaled.
+    assert [i for i in await w.bridge.store.inflight("slack") if i.data.get("native")] == []
 
 
 async def test_a_socket_mode_disconnect_mid_stream_reconnects(world: SlackWorld) -> None:
@@ -155,3 +174,65 @@ async def test_forged_http_deliveries_are_rejected(
         await second_conversation_works(w)  # a genuine delivery still gets through
         assert w.text_requests() == ["second conversation"]
         assert w.answer_messages(DM, None) == []
+
+
+@contextlib.asynccontextmanager
+async def restarted(tmp_path: Path) -> AsyncIterator[tuple[FakeSlack, Store, SlackApi]]:
+    """Slack, the store a killed process left and an API client: what a new start sees."""
+    async with FakeSlack() as fake, open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        yield fake, store, SlackApi(AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+
+
+async def start_native(api: SlackApi, shown: str) -> str:
+    """A native stream in a mention's thread, showing ``shown``; returns its ts."""
+    started = await api.call(
+        "chat.startStream",
+        channel=CHANNEL,
+        thread_ts="1700000000.000100",
+        recipient_user_id="UHUMAN",
+        recipient_team_id="T0001",
+        markdown_text=neutralize_broadcasts(shown),
+    )
+    return str(started["ts"])
+
+
+@pytest.mark.parametrize("expired", [False, True], ids=["stopped", "expired"])
+async def test_a_dangling_native_stream_ends_with_its_fence_closed_and_nobody_pinged(
+    tmp_path: Path, slack_no_proxy: None, expired: bool
+) -> None:
+    confirmed = "Ask @here first, then run:\n\n```python\nprint('hi')\n"
+    async with restarted(tmp_path) as (fake, store, api):
+        ts = await start_native(api, confirmed)
+        await SlackJournal(store, CHANNEL).streaming(ts, NativeEnd(confirmed, len(confirmed)))
+        if expired:
+            fake.expire_stream(CHANNEL, ts)
+        fault(f"dangling native stream at startup ({'expired' if expired else 'live'})")
+        assert await finalize_slack_dangling(store, api) == 1
+        message = fake.messages[(CHANNEL, ts)]
+        ending = f"\n```\n\n{INTERRUPTED}"
+        assert message.visible_text == neutralize_broadcasts(confirmed) + ending
+        assert not message.streaming and "@here" not in message.visible_text
+        assert len(fake.calls_to("chat.update")) == int(expired)
+        assert await store.inflight("slack") == []
+        CHECKED.add(confirmed)
+
+
+@pytest.mark.parametrize("arrived", [False, True], ids=["stop-lost", "stop-arrived"])
+async def test_a_native_stream_killed_during_its_final_stop_ends_complete(
+    tmp_path: Path, slack_no_proxy: None, arrived: bool
+) -> None:
+    answer = ANSWERS["short question"]
+    confirmed = answer[: answer.index(" ", 150) + 1]
+    async with restarted(tmp_path) as (fake, store, api):
+        ts = await start_native(api, confirmed)
+        # The final stop was journaled with the whole answer, then the process died with it
+        # in flight: Slack may or may not have taken it.
+        await SlackJournal(store, CHANNEL).streaming(ts, NativeEnd(answer, len(confirmed), ""))
+        if arrived:
+            rest = answer[len(confirmed) :]
+            await api.call("chat.stopStream", channel=CHANNEL, ts=ts, markdown_text=rest)
+        fault(f"kill -9 during a native stream's final stop ({'arrived' if arrived else 'lost'})")
+        assert await finalize_slack_dangling(store, api) == 1
+        message = fake.messages[(CHANNEL, ts)]
+        assert message.visible_text == answer and not message.streaming
+        CHECKED.add(answer)
