@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
@@ -106,10 +107,29 @@ async def _run(settings: Settings) -> int:
     if not runners:
         print("No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat.")
         return await _chat(settings)
-    async with open_bridge(settings) as bridge, asyncio.TaskGroup() as group:
-        for runner in runners:
-            group.create_task(runner(settings, bridge))
+    _stop_on_signals()
+    try:
+        async with open_bridge(settings) as bridge, asyncio.TaskGroup() as group:
+            for runner in runners:
+                group.create_task(runner(settings, bridge))
+    except asyncio.CancelledError:  # SIGTERM / SIGINT: the bots have closed gracefully
+        log.info("stopped")
     return 0
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (a deploy, ``docker stop``) and SIGINT end ``run`` gracefully.
+
+    Python's default SIGTERM kills the process where it stands, leaving every answer in
+    flight half-written until the next start. Cancelling the running task instead lets each
+    bot stop taking new messages, give running turns a grace period to finish, and end the
+    rest as interrupted.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
 
 
 async def _simulator(host: str, port: int, script: Path | None) -> int:

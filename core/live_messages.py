@@ -31,9 +31,11 @@ RELEASE_ATTEMPTS = 6
 RELEASE_BACKOFF_S = 0.5
 
 
-#: Called with (message id, text) whenever a live message shows new text: lets a platform that
-#: cannot read its messages back (Slack) journal what a crash would leave on screen.
-ShownHook = Callable[[str, str], Awaitable[None]]
+#: Called with (message id, text, is_final) before a live message is edited: lets a platform
+#: that cannot read its messages back (Slack) journal what a crash would leave on screen — and,
+#: before the final edit, the final text, so that a crash right after that edit does not make
+#: the next start replace a finished answer with its last interim text.
+ShownHook = Callable[[str, str, bool], Awaitable[None]]
 
 
 def interrupted_text(shown: str) -> str:
@@ -73,10 +75,10 @@ class LiveMessages:
 
     async def edit(self, message_id: str, text: str, *, stop_id: str | None) -> None:
         is_live = stop_id is not None and message_id in self._live
-        if is_live and self._on_shown is not None:
+        if message_id in self._live and self._on_shown is not None:
             # Journaled before the edit: after a crash the message may show one edit more
             # than the user saw (text Voiceflow did send), never one edit less.
-            await self._on_shown(message_id, text)
+            await self._on_shown(message_id, text, stop_id is None)
         try:
             await self._writer.edit(message_id, text, stop_id=stop_id)
         except MessageGoneError:
@@ -90,7 +92,7 @@ class LiveMessages:
     async def _showing(self, message_id: str, text: str) -> None:
         self._live[message_id] = text
         if self._on_shown is not None:
-            await self._on_shown(message_id, text)
+            await self._on_shown(message_id, text, False)
 
     async def delete(self, message_id: str) -> None:
         await self._writer.delete(message_id)

@@ -37,6 +37,7 @@ from core.errors import ConfigError, PlatformError, PlatformPermissionError
 from core.paced_message import CURSOR, PLACEHOLDER
 from core.platform import Outcome
 from core.recovery import StoreJournal, finalize_dangling
+from core.shutdown import SHUTDOWN_GRACE_S, end_turns
 
 __all__ = ["DiscordBot", "run_discord"]
 
@@ -101,6 +102,7 @@ class DiscordBot:
         *,
         intents: discord.Intents | None = None,
         guild_ready_timeout_s: float = GUILD_READY_TIMEOUT_S,
+        shutdown_grace_s: float = SHUTDOWN_GRACE_S,
     ) -> None:
         if settings.discord_token is None:
             raise ConfigError("DISCORD_TOKEN", "is required to start the Discord bot")
@@ -119,6 +121,7 @@ class DiscordBot:
         self._add_reset_command()
         self._reported: set[tuple[int, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._shutdown_grace_s = shutdown_grace_s
         self._closing = False
         self._connection: asyncio.Task[None] | None = None
         self._saved_endpoints: tuple[str, yarl.URL] | None = None
@@ -156,14 +159,15 @@ class DiscordBot:
         if self._connection is not None:
             await self._connection
 
-    async def close(self) -> None:
-        """Cancel running turns, disconnect, and restore discord.py's endpoints."""
-        self._closing = True  # events still arriving during shutdown start no new work
+    async def drain(self) -> None:
+        """Wait until every turn started so far has finished (tests)."""
         while self._tasks:
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop taking messages, let running turns finish (briefly), disconnect, restore."""
+        self._closing = True  # events still arriving during shutdown start no new work
+        await end_turns(self._tasks, grace_s=self._shutdown_grace_s)
         await self._client.close()
         if self._connection is not None:
             await asyncio.gather(self._connection, return_exceptions=True)
@@ -295,6 +299,8 @@ class DiscordBot:
             message = await channel.fetch_message(int(data["message_id"]))
         except discord.NotFound:
             return  # deleted meanwhile: nothing is left spinning
+        if not message.components:
+            return  # its final edit landed just before the process died: it is complete
         writer = DiscordWriter(Destination(channel, False, self.budgets, self._reported))
         async with self.budgets.edit(str(channel.id)).slot(final=True):
             await writer.edit(str(message.id), interrupted_text(message.content), stop_id=None)

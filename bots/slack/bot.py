@@ -49,6 +49,7 @@ from bots.slack.renderer import SlackRenderer
 from core.bridge import Bridge, ConversationKey
 from core.config import Settings
 from core.errors import ConfigError, PlatformError
+from core.shutdown import SHUTDOWN_GRACE_S, end_turns
 
 __all__ = ["SlackBot", "run_slack"]
 
@@ -68,7 +69,14 @@ RESET_ACK_WAIT_S = 2.0
 
 
 class SlackBot:
-    def __init__(self, settings: Settings, bridge: Bridge, *, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bridge: Bridge,
+        *,
+        host: str = "0.0.0.0",
+        shutdown_grace_s: float = SHUTDOWN_GRACE_S,
+    ) -> None:
         if settings.slack_bot_token is None:
             raise ConfigError("SLACK_BOT_TOKEN", "is required to start the Slack bot")
         self._settings = settings
@@ -90,6 +98,7 @@ class SlackBot:
         self._threads = TtlSet(THREAD_TTL_S)
         self._clicked = TtlSet(MESSAGE_TTL_S)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._shutdown_grace_s = shutdown_grace_s
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
         self.http_port: int | None = None
@@ -121,16 +130,14 @@ class SlackBot:
         log.info("Slack events at http://%s:%d%s", self._host, self.http_port, EVENTS_PATH)
 
     async def close(self) -> None:
-        """Disconnect, then end running turns (their messages are finalized as interrupted)."""
+        """Disconnect, give running turns a grace period, end the rest as interrupted."""
         try:
             if self._socket is not None:
                 await self._socket.close_async()  # type: ignore[no-untyped-call]
             if self._runner is not None:
                 await self._runner.cleanup()
         finally:
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await end_turns(self._tasks, grace_s=self._shutdown_grace_s)
 
     async def drain(self) -> None:
         """Wait until every turn started so far has finished (tests, graceful shutdown)."""

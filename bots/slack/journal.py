@@ -2,11 +2,12 @@
 
 Slack cannot read a message back without history scopes, so unlike Discord the journal keeps
 what each live message shows. A post + update message records its text before each edit
-(~1 write a second). A native stream records a :class:`~bots.slack.native_ending.NativeEnd`:
-the text Slack confirmed, after its start and after each successful ``chat.appendStream``
-(one small write per append, bounded by the workspace's append budget), and before its final
-``chat.stopStream`` the whole answer with its note. At startup :func:`finalize_slack_dangling`
-turns every message a killed process left streaming into its text plus "⚠️ interrupted",
+(~1 write a second), the last time with its final text. A native stream records a
+:class:`~bots.slack.native_ending.NativeEnd`: the text Slack confirmed, after its start and
+after each successful ``chat.appendStream`` (one small write per append, bounded by the
+workspace's append budget), and before its final ``chat.stopStream`` the whole answer with
+its note. At startup :func:`finalize_slack_dangling` turns every message a killed process left
+streaming into its text plus "⚠️ interrupted" (or its final text, if that edit was under way),
 without the Stop button; a native one is stopped, or pinned if Slack expired it meanwhile.
 """
 
@@ -41,9 +42,9 @@ class SlackJournal:
     def _id(self, ts: str) -> str:
         return f"{PLATFORM}|{self._channel}|{ts}"
 
-    async def showing(self, ts: str, text: str) -> None:
+    async def showing(self, ts: str, text: str, is_final: bool = False) -> None:
         self._texts[ts] = text
-        await self._put(ts, text)
+        await self._put(ts, text, {"final": True} if is_final else None)
 
     async def opened(self, ts: str) -> None:
         await self._put(ts, self._texts.get(ts, ""))
@@ -79,6 +80,7 @@ async def finalize_slack_dangling(store: Store, api: SlackApi) -> int:
             user_team_id="",
             status_ts="",
         )
-        await SlackWriter(api, place).edit(ts, interrupted_text(text), stop_id=None)
+        final = text if data.get("final") else interrupted_text(text)  # the edit may have landed
+        await SlackWriter(api, place).edit(ts, final, stop_id=None)
 
     return await finalize_dangling(store, PLATFORM, finalize)

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from core.recovery import StoreJournal
 from tests.e2e import discord_fixtures
 from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory
 from tests.faults.invariants import (
     ANSWERS,
+    CHECKED,
     discord_answer,
     fault,
     fault_agent,
@@ -127,3 +129,21 @@ async def test_a_gateway_drop_mid_stream_resumes_and_loses_nothing(world: Discor
     await w.mention("second conversation", channel_id=OTHER)  # events flow after the resume
     await wait_discord(w, OTHER, ANSWERS["second conversation"])
     assert not any(is_hanging(m) for m in discord_answer(w, DM))
+
+
+async def test_an_answer_whose_final_edit_landed_before_a_kill_stays_complete(
+    world: DiscordWorld,
+) -> None:
+    # The process died between the final edit and the journal's "closed": the journal still
+    # lists the message (put back below), but Discord shows it complete (no Stop button).
+    await world.mention("second conversation", channel_id=OTHER)
+    expected = ANSWERS["second conversation"]
+    done = await world.wait_for_content(OTHER, expected)
+    await world.bot.drain()  # the turn closed its journal entry ...
+    await StoreJournal(world.bridge.store, "discord", {"channel": OTHER}).opened(done.id)
+    fault("kill -9 between a final edit and its journal entry (Discord)")
+    edits = len(done.edits)
+    await world.restart()
+    assert await world.bridge.store.inflight("discord") == []
+    assert done.content == expected and len(done.edits) == edits  # not touched
+    CHECKED.add(expected)

@@ -10,17 +10,12 @@ down, pinned with ``chat.update`` to its journaled text plus the note.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from core.simulator import Simulator
 from core.store import open_store
 from tests.e2e.discord_fixtures import CURSOR
 from tests.fakes.discord import FakeDiscord, FakeMessage
@@ -31,93 +26,14 @@ from tests.faults.invariants import (
     CHECKED,
     INTERRUPTED,
     fault,
-    fault_agent,
     interim_source,
     slack_hanging,
 )
-from tests.faults.outputs import record
+from tests.faults.processes import STARTUP_S, base_env, child, slack_env, slow_simulator
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["slow_simulator"]  # a fixture this module uses
+
 QUESTION = "medium question"
-STARTUP_S = 30.0
-
-
-class Child:
-    """``python -m core run`` with its output drained (a full pipe would block it)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.output: list[str] = []
-        assert proc.stderr is not None
-        self._drain = asyncio.create_task(self._read(proc.stderr))
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        async for line in stream:
-            self.output.append(line.decode(errors="replace"))
-
-    async def stop(self, sig: int) -> int:
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(sig)
-        code = await asyncio.wait_for(self.proc.wait(), 30)
-        await self._drain
-        record("".join(self.output))
-        return code
-
-
-@contextlib.asynccontextmanager
-async def child(env: dict[str, str], cwd: Path) -> AsyncIterator[Child]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "core",
-        "run",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
-    running = Child(proc)
-    try:
-        yield running
-    finally:
-        if proc.returncode is None:
-            await running.stop(signal.SIGKILL)
-
-
-def base_env(tmp_path: Path, simulator: Simulator, **extra: str) -> dict[str, str]:
-    keep = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("VOICEFLOW_", "DISCORD_", "SLACK_")) and "proxy" not in k.lower()
-    }
-    return {
-        **keep,
-        "PYTHONPATH": str(REPO),
-        "STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
-        "VOICEFLOW_API_KEY": SIMULATOR_API_KEY,
-        "VOICEFLOW_PROJECT_ID": SIMULATOR_PROJECT_ID,
-        "VOICEFLOW_API_URL": simulator.url,
-        "LOG_LEVEL": "INFO",
-        **extra,
-    }
-
-
-def slack_env(tmp_path: Path, simulator: Simulator, fake: FakeSlack) -> dict[str, str]:
-    return base_env(
-        tmp_path,
-        simulator,
-        SLACK_BOT_TOKEN=fake.bot_token,
-        SLACK_APP_TOKEN=fake.app_token,
-        SLACK_API_URL=fake.api_url,
-    )
-
-
-@pytest.fixture
-async def slow_simulator() -> AsyncIterator[Simulator]:
-    async with Simulator(token_delay_s=0.05) as simulator:  # ~7 s for the medium answer
-        simulator.agent = fault_agent()
-        yield simulator
 
 
 def discord_streaming(fake: FakeDiscord) -> FakeMessage | None:

@@ -18,8 +18,11 @@ from bots.slack.api import SlackApi
 from bots.slack.journal import SlackJournal, finalize_slack_dangling
 from bots.slack.mentions import neutralize_broadcasts
 from bots.slack.native_ending import NativeEnd
+from bots.slack.place import SlackPlace
+from bots.slack.writer import SlackWriter
 from core.store import Store, open_store
 from tests.e2e import slack_fixtures
+from tests.e2e.discord_fixtures import CURSOR
 from tests.e2e.slack_fixtures import CHANNEL, DM, SlackWorld, WorldFactory
 from tests.fakes.slack import FakeSlack
 from tests.faults.invariants import (
@@ -235,4 +238,28 @@ async def test_a_native_stream_killed_during_its_final_stop_ends_complete(
         assert await finalize_slack_dangling(store, api) == 1
         message = fake.messages[(CHANNEL, ts)]
         assert message.visible_text == answer and not message.streaming
+        CHECKED.add(answer)
+
+
+@pytest.mark.parametrize("arrived", [False, True], ids=["update-lost", "update-arrived"])
+async def test_a_message_killed_during_its_final_update_ends_complete(
+    tmp_path: Path, slack_no_proxy: None, arrived: bool
+) -> None:
+    answer = ANSWERS["short question"]
+    shown = answer[: answer.index(" ", 150)] + CURSOR
+    place = SlackPlace("T0001", DM, None, "UHUMAN", "T0001", "")
+    async with restarted(tmp_path) as (fake, store, api):
+        writer, journal = SlackWriter(api, place), SlackJournal(store, DM)
+        ts = await writer.post(shown, stop_id="vfs:1")
+        await journal.showing(ts, shown)
+        # The final text was journaled, then the process died with its chat.update in flight:
+        # Slack may or may not have applied it.
+        await journal.showing(ts, answer, True)
+        if arrived:
+            await writer.edit(ts, answer, stop_id=None)
+        fault(f"kill -9 during a final chat.update ({'arrived' if arrived else 'lost'})")
+        assert await finalize_slack_dangling(store, api) == 1
+        message = fake.messages[(DM, ts)]
+        assert message.visible_text == answer and not slack_hanging(message)
+        assert await store.inflight("slack") == []
         CHECKED.add(answer)

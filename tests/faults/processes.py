@@ -1,0 +1,104 @@
+"""Real ``python -m core run`` child processes for the process-level fault tests.
+
+The fakes and the Voiceflow simulator run in the test process; a child reaches them over HTTP
+through the same variables an operator sets, and keeps its state in a SQLite file under the
+test's ``tmp_path`` — all that survives a ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from tests.fakes.slack import FakeSlack
+from tests.faults.invariants import fault_agent
+from tests.faults.outputs import record
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_S = 30.0
+
+
+class Child:
+    """``python -m core run`` with its output drained (a full pipe would block it)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.output: list[str] = []
+        assert proc.stderr is not None
+        self._drain = asyncio.create_task(self._read(proc.stderr))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            self.output.append(line.decode(errors="replace"))
+
+    async def stop(self, sig: int) -> int:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+        code = await asyncio.wait_for(self.proc.wait(), 30)
+        await self._drain
+        record("".join(self.output))
+        return code
+
+
+@contextlib.asynccontextmanager
+async def child(env: dict[str, str], cwd: Path) -> AsyncIterator[Child]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "core",
+        "run",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    running = Child(proc)
+    try:
+        yield running
+    finally:
+        if proc.returncode is None:
+            await running.stop(signal.SIGKILL)
+
+
+def base_env(tmp_path: Path, simulator: Simulator, **extra: str) -> dict[str, str]:
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VOICEFLOW_", "DISCORD_", "SLACK_")) and "proxy" not in k.lower()
+    }
+    return {
+        **keep,
+        "PYTHONPATH": str(REPO),
+        "STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
+        "VOICEFLOW_API_KEY": SIMULATOR_API_KEY,
+        "VOICEFLOW_PROJECT_ID": SIMULATOR_PROJECT_ID,
+        "VOICEFLOW_API_URL": simulator.url,
+        "LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
+def slack_env(tmp_path: Path, simulator: Simulator, fake: FakeSlack) -> dict[str, str]:
+    return base_env(
+        tmp_path,
+        simulator,
+        SLACK_BOT_TOKEN=fake.bot_token,
+        SLACK_APP_TOKEN=fake.app_token,
+        SLACK_API_URL=fake.api_url,
+    )
+
+
+@pytest.fixture
+async def slow_simulator() -> AsyncIterator[Simulator]:
+    async with Simulator(token_delay_s=0.05) as simulator:  # ~7 s for the medium answer
+        simulator.agent = fault_agent()
+        yield simulator

@@ -1,0 +1,105 @@
+"""SIGTERM (a deploy, ``docker stop``) mid-stream: a real ``python -m core run`` child stops by
+itself within its grace period; every answer in flight ends complete, or with everything that
+arrived and the "⚠️ interrupted" note; and nothing is left in the journal for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from core.shutdown import SHUTDOWN_GRACE_S
+from core.simulator import Simulator
+from core.store import open_store
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import FakeSlack
+from tests.faults.invariants import ANSWERS, CHECKED, INTERRUPTED, fault, slack_hanging
+from tests.faults.processes import STARTUP_S, Child, base_env, child, slack_env, slow_simulator
+
+__all__ = ["slow_simulator"]  # a fixture this module uses
+
+QUESTION = "medium question"
+#: The stop waits up to the grace period, then for the interrupted finals to go out.
+STOP_WITHIN_S = SHUTDOWN_GRACE_S + 10.0
+
+
+async def stop_gracefully(running: Child) -> None:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await running.stop(signal.SIGTERM) == 0
+    assert loop.time() - began < STOP_WITHIN_S
+    assert "stopping: 1 answer(s) in progress" in "".join(running.output)
+
+
+def assert_ended(shown: str) -> None:
+    """Complete, or everything that arrived then the note — never a frozen half-message."""
+    full = ANSWERS[QUESTION]
+    if shown != full:
+        assert shown.endswith(f"\n\n{INTERRUPTED}"), shown[-80:]
+        body = shown.removesuffix(f"\n\n{INTERRUPTED}")
+        assert body and full.startswith(body)
+    CHECKED.add(shown)
+
+
+async def assert_nothing_in_flight(env: dict[str, str], platform: str) -> None:
+    async with open_store(env["STATE_URL"]) as store:
+        assert await store.inflight(platform) == []
+
+
+async def test_sigterm_mid_stream_on_discord_ends_the_answer(
+    tmp_path: Path, slow_simulator: Simulator
+) -> None:
+    async with FakeDiscord(limit=5, window_s=1.0) as fake:
+        env = base_env(
+            tmp_path,
+            slow_simulator,
+            DISCORD_TOKEN=fake.token,
+            DISCORD_API_URL=fake.api_url,
+            DISCORD_GATEWAY_URL=fake.gateway_url,
+        )
+        async with child(env, tmp_path) as running:
+            await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
+            await fake.send_message(QUESTION, channel_id="5000")
+
+            def streaming() -> bool:
+                return any(len(m.edits) >= 2 for m in fake.channel_messages("5000"))
+
+            await fake.wait_until(streaming, STARTUP_S)
+            await stop_gracefully(running)
+        fault("SIGTERM mid-stream (Discord)")
+        [answer] = [m for m in fake.channel_messages("5000") if m.edits]
+        assert answer.components == []  # no Stop button left
+        assert_ended(answer.content)
+    await assert_nothing_in_flight(env, "discord")
+
+
+async def test_sigterm_mid_stream_on_slack_ends_the_answer(
+    tmp_path: Path, slow_simulator: Simulator
+) -> None:
+    async with FakeSlack() as fake:
+        env = slack_env(tmp_path, slow_simulator, fake)
+        async with child(env, tmp_path) as running:
+            await fake.wait_until(lambda: fake.socket_connected, STARTUP_S)
+            await fake.send_event(
+                {
+                    "type": "message",
+                    "channel_type": "im",
+                    "user": "UHUMAN",
+                    "text": QUESTION,
+                    "ts": "1700000000.000100",
+                    "channel": "D0001",
+                    "team": "T0001",
+                }
+            )
+
+            def streaming() -> bool:
+                return any(len(m.history) >= 3 for m in fake.thread_messages("D0001", None))
+
+            await fake.wait_until(streaming, STARTUP_S)
+            await stop_gracefully(running)
+        fault("SIGTERM mid-stream (Slack)")
+        [answer] = fake.thread_messages("D0001", None)
+        assert not slack_hanging(answer)
+        assert_ended(answer.visible_text)
+    await assert_nothing_in_flight(env, "slack")
