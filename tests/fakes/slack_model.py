@@ -35,11 +35,19 @@ RATE_WINDOW_S = 60.0  # Slack tiers are "per minute"
 class SlackError(Exception):
     """A Web API failure the fake answers with `{"ok": false, "error": ...}`."""
 
-    def __init__(self, error: str, *, status: int = 200, retry_after: float | None = None) -> None:
-        super().__init__(error)
+    def __init__(
+        self,
+        error: str,
+        *,
+        status: int = 200,
+        retry_after: float | None = None,
+        messages: list[str] | None = None,
+    ) -> None:
+        super().__init__(error, *(messages or []))
         self.error = error
         self.status = status
         self.retry_after = retry_after
+        self.messages = messages or []  # Slack's `response_metadata.messages` (invalid_blocks)
 
 
 @dataclass
