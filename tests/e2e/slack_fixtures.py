@@ -275,6 +275,8 @@ class SlackWorld:
         self._bot = bot
         if self.mode == "socket":
             await self.fake.wait_socket()
+        else:  # the bot's own writes come back as events, as over the socket
+            self.fake.echo_url = self.events_url
 
     async def aclose(self) -> None:
         await self._stack.aclose()
@@ -324,6 +326,13 @@ def slack_world_factory(tmp_path: Path, slack_no_proxy: None) -> WorldFactory:
         return open_slack_world(tmp_path, **options)
 
     return factory
+
+
+@pytest.fixture(params=["socket", "http"])
+def slack_mode(request: pytest.FixtureRequest) -> Mode:
+    """Each transport once: ``slack_world_factory(mode=slack_mode, …)``."""
+    mode: Mode = request.param
+    return mode
 
 
 @pytest.fixture(params=["socket", "http"])

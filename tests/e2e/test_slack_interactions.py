@@ -18,12 +18,14 @@ from tests.e2e.slack_fixtures import (
     ANSWERS,
     CHANNEL,
     DM,
+    Mode,
     SlackWorld,
     WorldFactory,
 )
 from tests.fakes.slack import FakeMessage
 
 slack_world = slack_fixtures.slack_world
+slack_mode = slack_fixtures.slack_mode
 slack_world_factory = slack_fixtures.slack_world_factory
 slack_no_proxy = slack_fixtures.slack_no_proxy
 
@@ -79,8 +81,10 @@ async def test_button_round_trip_sends_the_request_verbatim(slack_world: SlackWo
     assert world.fake.count_429 == 0
 
 
-async def test_buttons_keep_working_after_a_restart(slack_world_factory: WorldFactory) -> None:
-    async with slack_world_factory(mode="socket") as world:
+async def test_buttons_keep_working_after_a_restart(
+    slack_world_factory: WorldFactory, slack_mode: Mode
+) -> None:
+    async with slack_world_factory(mode=slack_mode) as world:
         await world.dm("buttons")
         await world.fake.wait_until(
             lambda: any("actions" in str(m.blocks) for m in world.answer_messages(DM, None))
@@ -100,8 +104,10 @@ async def test_buttons_keep_working_after_a_restart(slack_world_factory: WorldFa
 
 
 # -- stop ------------------------------------------------------------------------------------
-async def test_stop_button_mid_stream(slack_world_factory: WorldFactory) -> None:
-    async with slack_world_factory(native_streaming=False, token_delay_s=0.02) as world:
+async def test_stop_button_mid_stream(slack_world_factory: WorldFactory, slack_mode: Mode) -> None:
+    async with slack_world_factory(
+        mode=slack_mode, native_streaming=False, token_delay_s=0.02
+    ) as world:
         await world.dm("ten thousand")
 
         def placeholder() -> FakeMessage | None:
@@ -123,9 +129,9 @@ async def test_stop_button_mid_stream(slack_world_factory: WorldFactory) -> None
 
 
 async def test_native_stop_by_user_cancels_the_voiceflow_request(
-    slack_world_factory: WorldFactory,
+    slack_world_factory: WorldFactory, slack_mode: Mode
 ) -> None:
-    async with slack_world_factory(token_delay_s=0.02) as world:
+    async with slack_world_factory(mode=slack_mode, token_delay_s=0.02) as world:
         ts = await world.mention("ten thousand")
         await world.fake.wait_until(lambda: len(world.fake.calls_to("chat.appendStream")) >= 1)
         native = world.fake.calls_to("chat.startStream")[0].response["ts"]

@@ -16,11 +16,13 @@ from tests.e2e.slack_fixtures import (
     ANSWERS,
     CHANNEL,
     DM,
+    Mode,
     SlackWorld,
     WorldFactory,
 )
 
 slack_world = slack_fixtures.slack_world
+slack_mode = slack_fixtures.slack_mode
 slack_world_factory = slack_fixtures.slack_world_factory
 slack_no_proxy = slack_fixtures.slack_no_proxy
 
@@ -106,6 +108,23 @@ async def test_five_concurrent_streams_in_one_workspace(slack_world: SlackWorld)
     assert sorted(world.text_requests()) == ["two thousand"] * 5
 
 
+async def test_five_concurrent_fallback_streams_in_one_workspace(
+    slack_world_factory: WorldFactory, slack_mode: Mode
+) -> None:
+    async with slack_world_factory(mode=slack_mode, native_streaming=False) as world:
+        channels = [f"C000{i}" for i in range(1, 6)]
+        threads = await asyncio.gather(
+            *(world.mention("two thousand", channel=c) for c in channels)
+        )
+        for channel, ts in zip(channels, threads, strict=True):
+            await world.wait_answer(channel, ts, ANSWERS["two thousand"])
+        assert world.fake.calls_to("chat.startStream")[0].error == "feature_not_enabled"
+        assert all(c.ok for c in world.fake.calls_to("chat.update")), "an update failed"
+        assert len(world.fake.calls_to("chat.update")) >= 5
+        assert world.fake.count_429 == 0
+        assert sorted(world.text_requests()) == ["two thousand"] * 5
+
+
 async def test_ten_thousand_characters(slack_world: SlackWorld) -> None:
     world = slack_world
     ts = await world.mention("ten thousand")
@@ -123,9 +142,9 @@ async def test_ten_thousand_characters_in_a_dm_roll_over(slack_world: SlackWorld
 
 
 async def test_native_stream_expiring_mid_answer_loses_nothing(
-    slack_world_factory: WorldFactory,
+    slack_world_factory: WorldFactory, slack_mode: Mode
 ) -> None:
-    async with slack_world_factory(stream_max_age_s=0.3) as world:
+    async with slack_world_factory(mode=slack_mode, stream_max_age_s=0.3) as world:
         ts = await world.mention("ten thousand")
         await world.wait_answer(CHANNEL, ts, ANSWERS["ten thousand"], within_s=30)
         errors = [c.error for c in world.fake.calls if c.error]
