@@ -241,6 +241,17 @@ class SlackWorld:
                 f"answer not shown; saw {len(seen)} chars:\n{seen[-400:]!r}"
             ) from None
         await self.bot.drain()
+        await self.assert_acked_in_time()
+
+    async def assert_acked_in_time(self) -> None:
+        """Every delivery so far was acked within Slack's 3 s, so none was redelivered."""
+        fake = self.fake
+        try:
+            await fake.wait_until(lambda: not fake.unacked, fake.ack_timeout_s)
+        except TimeoutError:
+            raise AssertionError(f"not acked: {fake.unacked}; {fake.redeliveries}") from None
+        assert fake.redeliveries == [], f"Slack had to redeliver: {fake.redeliveries}"
+        assert fake.late_acks == [], f"acked after {fake.ack_timeout_s}s: {fake.late_acks}"
 
     def text_requests(self) -> list[str]:
         return [

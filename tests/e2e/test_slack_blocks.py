@@ -43,6 +43,7 @@ async def wait_blocks(world: SlackWorld, thread_ts: str, kind: str, count: int =
     )
     await world.bot.drain()
     assert refusals(world) == []
+    await world.assert_acked_in_time()
 
 
 def elements(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -93,6 +94,7 @@ async def test_card_button_click_round_trips(slack_world: SlackWorld) -> None:
     chosen = world.fake.messages[(CHANNEL, message.ts)].blocks or []
     assert [b["type"] for b in chosen] == ["section", "image", "context"], "card not kept"
     assert chosen[2]["elements"][0]["text"] == "<@UHUMAN> chose *Tell me more*"
+    await world.assert_acked_in_time()
     assert refusals(world) == [] and world.fake.count_429 == 0
 
 

@@ -79,6 +79,7 @@ async def test_button_round_trip_sends_the_request_verbatim(slack_world: SlackWo
     assert not action_ids(chosen), "the button set is still clickable"
     assert "<@UHUMAN> chose *Order coffee*" in str(chosen.blocks)
     assert world.fake.count_429 == 0
+    await world.assert_acked_in_time()
 
 
 async def test_buttons_keep_working_after_a_restart(
