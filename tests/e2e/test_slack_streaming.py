@@ -3,7 +3,8 @@
 The acceptance of the Slack adapter issue, in Socket Mode and HTTP mode: for a mention, a DM
 and a thread follow-up the final visible text equals the streamed text exactly, with zero
 429s — also with five concurrent streams in one workspace, a 10,000-character answer, a
-native stream expiring mid-answer, a redelivered event and a stop mid-stream.
+native stream expiring mid-answer (redelivery: test_slack_dedup.py; stop:
+test_slack_interactions.py).
 """
 
 from __future__ import annotations
@@ -74,28 +75,6 @@ async def test_thread_reply_in_a_foreign_thread_is_ignored(slack_world: SlackWor
     ts = await world.mention("hello there")  # a later turn proves the first was skipped
     await world.wait_answer(CHANNEL, ts, ANSWERS["hello there"])
     assert world.text_requests() == ["hello there"]
-
-
-async def test_redelivered_event_is_answered_once(slack_world: SlackWorld) -> None:
-    world = slack_world
-    ts = world.next_ts()
-    event = {
-        "type": "message",
-        "channel_type": "im",
-        "user": "UHUMAN",
-        "text": "hello there",
-        "ts": ts,
-        "channel": DM,
-        "team": "T0001",
-    }
-    await world.deliver(event, event_id="EvSAME")
-    await world.deliver(event, event_id="EvSAME", retry=1)
-    await world.wait_answer(DM, None, ANSWERS["hello there"])
-    await world.deliver(event, event_id="EvSAME", retry=2)
-    other = await world.dm("tell me more")
-    assert other
-    await world.wait_answer(DM, None, ANSWERS["hello there"] + ANSWERS["tell me more"])
-    assert world.text_requests() == ["hello there", "tell me more"]
 
 
 async def test_five_concurrent_streams_in_one_workspace(slack_world: SlackWorld) -> None:
