@@ -127,6 +127,7 @@ async def test_stop_button_mid_stream(slack_world_factory: WorldFactory, slack_m
         assert ANSWERS["ten thousand"].startswith(shown) and len(shown) < 10_000
         assert "vfs:" not in str(world.fake.messages[(DM, message.ts)].blocks)
         assert world.fake.count_429 == 0
+        await world.assert_acked_in_time()
 
 
 async def test_native_stop_by_user_cancels_the_voiceflow_request(
@@ -142,6 +143,8 @@ async def test_native_stop_by_user_cancels_the_voiceflow_request(
         assert "stopped_by_user" in [c.error for c in world.fake.calls]
         shown = world.answer_text(CHANNEL, ts)
         assert ANSWERS["ten thousand"].startswith(shown) and len(shown) < 10_000
+        assert world.fake.count_429 == 0
+        await world.assert_acked_in_time()
 
 
 # -- text safety -----------------------------------------------------------------------------
