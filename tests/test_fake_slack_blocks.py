@@ -1,4 +1,5 @@
-"""Self-tests of the fake Slack's Block Kit validation, through the real AsyncWebClient."""
+"""Self-tests of the fake Slack's Block Kit validation, through the real AsyncWebClient, and of
+what it counts as a ping."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.e2e import slack_fixtures
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeMessage, FakeSlack
 
 CHANNEL = "C0001"
 IMAGE = "https://example.com/cafe.png"
@@ -135,3 +136,16 @@ async def test_update_and_stop_stream_validate_blocks_too() -> None:
         assert stop.value.response["error"] == "invalid_blocks"
         assert slack.messages[(CHANNEL, ts)].blocks == [section("ok")], "a refused update applied"
         assert slack.messages[("D0001", started["ts"])].streaming, "a refused stop applied"
+
+
+def test_pings_are_the_mentions_slack_notifies_for() -> None:
+    message = FakeMessage(
+        channel=CHANNEL,
+        ts="1.1",
+        markdown_text="<!here> <@U1> <@W2|ann> @everyone ops@here.example @\u200dhere <#C1>",
+        blocks=[section("<!subteam^S1|@team> and <!channel|channel>")],
+    )
+
+    assert message.pings == [
+        "<!here>", "<@U1>", "<@W2|ann>", "@everyone", "<!subteam^S1|@team>", "<!channel|channel>"
+    ]  # fmt: skip

@@ -157,8 +157,11 @@ def test_neutralize_broadcasts() -> None:
         f"Hi @{ZWJ}channel, @{ZWJ}here and @{ZWJ}everyone; @{ZWJ}here @{ZWJ}Channel "
         f"@{ZWJ}everyone! @{ZWJ}ops"
     )
-    assert neutralize_broadcasts("mail ops@here.example, @heresy, <@U123>") == (
-        "mail ops@here.example, @heresy, <@U123>"
+    assert neutralize_broadcasts("mail ops@here.example, @heresy, <#C1|general>") == (
+        "mail ops@here.example, @heresy, <#C1|general>"
+    )
+    assert neutralize_broadcasts("<@U123>, <@W42|ann lee> and <@U7|@bo>") == (
+        f"@{ZWJ}U123, @{ZWJ}ann lee and @{ZWJ}bo"
     )
     assert neutralize_broadcasts(out) == out
 
