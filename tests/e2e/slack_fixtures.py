@@ -22,7 +22,7 @@ from bots.slack import SlackBot
 from core.bridge import Bridge, open_bridge
 from core.config import Secret, Settings
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, ScriptedAgent, Simulator
-from core.simulator.agent import chunk_text, completion
+from core.simulator.agent import completion
 from tests.fakes.slack import Call, FakeMessage, FakeSlack
 from tests.fakes.slack_payloads import HUMAN_USER_ID
 
@@ -361,8 +361,3 @@ def slack_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-
-
-def emitted_chunks(text: str) -> list[str]:
-    """The content chunks the simulator streams for ``text`` (for lag measurements)."""
-    return [c for c in chunk_text(text) if c]
