@@ -33,7 +33,7 @@ from typing import Any, Literal
 from bots.slack.api import NATIVE_UNAVAILABLE, SlackApi, slack_error_code
 from bots.slack.budgets import WorkspaceBudgets
 from bots.slack.journal import SlackJournal
-from bots.slack.mentions import neutralize_broadcasts
+from bots.slack.mentions import OPEN_MENTION, neutralize_broadcasts
 from bots.slack.native_ending import NativeEnd, ending, fence_closer, pinned_text
 from bots.slack.place import SlackPlace
 from core.errors import PlatformError, PlatformRateLimitedError, StreamExpiredError
@@ -189,6 +189,11 @@ class SlackNativeStream:
             cut = ends[-1] if ends else 0
         else:
             cut = max(rest.rfind(" "), rest.rfind("\n")) + 1
+        # Slack concatenates appends: never end one inside a mention ("<!subteam^S1|@a " +
+        # "team>" would ping the group), wait for its ">".
+        open_mention = OPEN_MENTION.search(rest, 0, cut)
+        if open_mention is not None:
+            cut = open_mention.start()
         if cut == 0 and len(rest) >= HOLDBACK_MAX_CHARS:
             return rest
         return rest[:cut]

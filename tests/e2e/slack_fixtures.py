@@ -22,7 +22,7 @@ from bots.slack import SlackBot
 from core.bridge import Bridge, open_bridge
 from core.config import Secret, Settings
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, ScriptedAgent, Simulator
-from core.simulator.agent import chunk_text, completion
+from core.simulator.agent import completion
 from tests.fakes.slack import Call, FakeMessage, FakeSlack
 from tests.fakes.slack_payloads import HUMAN_USER_ID
 
@@ -241,6 +241,17 @@ class SlackWorld:
                 f"answer not shown; saw {len(seen)} chars:\n{seen[-400:]!r}"
             ) from None
         await self.bot.drain()
+        await self.assert_acked_in_time()
+
+    async def assert_acked_in_time(self) -> None:
+        """Every delivery so far was acked within Slack's 3 s, so none was redelivered."""
+        fake = self.fake
+        try:
+            await fake.wait_until(lambda: not fake.unacked, fake.ack_timeout_s)
+        except TimeoutError:
+            raise AssertionError(f"not acked: {fake.unacked}; {fake.redeliveries}") from None
+        assert fake.redeliveries == [], f"Slack had to redeliver: {fake.redeliveries}"
+        assert fake.late_acks == [], f"acked after {fake.ack_timeout_s}s: {fake.late_acks}"
 
     def text_requests(self) -> list[str]:
         return [
@@ -275,6 +286,8 @@ class SlackWorld:
         self._bot = bot
         if self.mode == "socket":
             await self.fake.wait_socket()
+        else:  # the bot's own writes come back as events, as over the socket
+            self.fake.echo_url = self.events_url
 
     async def aclose(self) -> None:
         await self._stack.aclose()
@@ -327,6 +340,13 @@ def slack_world_factory(tmp_path: Path, slack_no_proxy: None) -> WorldFactory:
 
 
 @pytest.fixture(params=["socket", "http"])
+def slack_mode(request: pytest.FixtureRequest) -> Mode:
+    """Each transport once: ``slack_world_factory(mode=slack_mode, …)``."""
+    mode: Mode = request.param
+    return mode
+
+
+@pytest.fixture(params=["socket", "http"])
 async def slack_world(
     request: pytest.FixtureRequest, slack_world_factory: WorldFactory
 ) -> AsyncIterator[SlackWorld]:
@@ -341,8 +361,3 @@ def slack_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-
-
-def emitted_chunks(text: str) -> list[str]:
-    """The content chunks the simulator streams for ``text`` (for lag measurements)."""
-    return [c for c in chunk_text(text) if c]

@@ -18,12 +18,14 @@ from tests.e2e.slack_fixtures import (
     ANSWERS,
     CHANNEL,
     DM,
+    Mode,
     SlackWorld,
     WorldFactory,
 )
 from tests.fakes.slack import FakeMessage
 
 slack_world = slack_fixtures.slack_world
+slack_mode = slack_fixtures.slack_mode
 slack_world_factory = slack_fixtures.slack_world_factory
 slack_no_proxy = slack_fixtures.slack_no_proxy
 
@@ -77,10 +79,13 @@ async def test_button_round_trip_sends_the_request_verbatim(slack_world: SlackWo
     assert not action_ids(chosen), "the button set is still clickable"
     assert "<@UHUMAN> chose *Order coffee*" in str(chosen.blocks)
     assert world.fake.count_429 == 0
+    await world.assert_acked_in_time()
 
 
-async def test_buttons_keep_working_after_a_restart(slack_world_factory: WorldFactory) -> None:
-    async with slack_world_factory(mode="socket") as world:
+async def test_buttons_keep_working_after_a_restart(
+    slack_world_factory: WorldFactory, slack_mode: Mode
+) -> None:
+    async with slack_world_factory(mode=slack_mode) as world:
         await world.dm("buttons")
         await world.fake.wait_until(
             lambda: any("actions" in str(m.blocks) for m in world.answer_messages(DM, None))
@@ -100,8 +105,10 @@ async def test_buttons_keep_working_after_a_restart(slack_world_factory: WorldFa
 
 
 # -- stop ------------------------------------------------------------------------------------
-async def test_stop_button_mid_stream(slack_world_factory: WorldFactory) -> None:
-    async with slack_world_factory(native_streaming=False, token_delay_s=0.02) as world:
+async def test_stop_button_mid_stream(slack_world_factory: WorldFactory, slack_mode: Mode) -> None:
+    async with slack_world_factory(
+        mode=slack_mode, native_streaming=False, token_delay_s=0.02
+    ) as world:
         await world.dm("ten thousand")
 
         def placeholder() -> FakeMessage | None:
@@ -120,12 +127,13 @@ async def test_stop_button_mid_stream(slack_world_factory: WorldFactory) -> None
         assert ANSWERS["ten thousand"].startswith(shown) and len(shown) < 10_000
         assert "vfs:" not in str(world.fake.messages[(DM, message.ts)].blocks)
         assert world.fake.count_429 == 0
+        await world.assert_acked_in_time()
 
 
 async def test_native_stop_by_user_cancels_the_voiceflow_request(
-    slack_world_factory: WorldFactory,
+    slack_world_factory: WorldFactory, slack_mode: Mode
 ) -> None:
-    async with slack_world_factory(token_delay_s=0.02) as world:
+    async with slack_world_factory(mode=slack_mode, token_delay_s=0.02) as world:
         ts = await world.mention("ten thousand")
         await world.fake.wait_until(lambda: len(world.fake.calls_to("chat.appendStream")) >= 1)
         native = world.fake.calls_to("chat.startStream")[0].response["ts"]
@@ -135,6 +143,8 @@ async def test_native_stop_by_user_cancels_the_voiceflow_request(
         assert "stopped_by_user" in [c.error for c in world.fake.calls]
         shown = world.answer_text(CHANNEL, ts)
         assert ANSWERS["ten thousand"].startswith(shown) and len(shown) < 10_000
+        assert world.fake.count_429 == 0
+        await world.assert_acked_in_time()
 
 
 # -- text safety -----------------------------------------------------------------------------
@@ -147,8 +157,11 @@ def test_neutralize_broadcasts() -> None:
         f"Hi @{ZWJ}channel, @{ZWJ}here and @{ZWJ}everyone; @{ZWJ}here @{ZWJ}Channel "
         f"@{ZWJ}everyone! @{ZWJ}ops"
     )
-    assert neutralize_broadcasts("mail ops@here.example, @heresy, <@U123>") == (
-        "mail ops@here.example, @heresy, <@U123>"
+    assert neutralize_broadcasts("mail ops@here.example, @heresy, <#C1|general>") == (
+        "mail ops@here.example, @heresy, <#C1|general>"
+    )
+    assert neutralize_broadcasts("<@U123>, <@W42|ann lee> and <@U7|@bo>") == (
+        f"@{ZWJ}U123, @{ZWJ}ann lee and @{ZWJ}bo"
     )
     assert neutralize_broadcasts(out) == out
 

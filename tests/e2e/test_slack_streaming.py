@@ -3,7 +3,8 @@
 The acceptance of the Slack adapter issue, in Socket Mode and HTTP mode: for a mention, a DM
 and a thread follow-up the final visible text equals the streamed text exactly, with zero
 429s — also with five concurrent streams in one workspace, a 10,000-character answer, a
-native stream expiring mid-answer, a redelivered event and a stop mid-stream.
+native stream expiring mid-answer (redelivery: test_slack_dedup.py; stop:
+test_slack_interactions.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from tests.e2e.slack_fixtures import (
     ANSWERS,
     CHANNEL,
     DM,
+    Mode,
     SlackWorld,
     WorldFactory,
 )
 
 slack_world = slack_fixtures.slack_world
+slack_mode = slack_fixtures.slack_mode
 slack_world_factory = slack_fixtures.slack_world_factory
 slack_no_proxy = slack_fixtures.slack_no_proxy
 
@@ -74,28 +77,6 @@ async def test_thread_reply_in_a_foreign_thread_is_ignored(slack_world: SlackWor
     assert world.text_requests() == ["hello there"]
 
 
-async def test_redelivered_event_is_answered_once(slack_world: SlackWorld) -> None:
-    world = slack_world
-    ts = world.next_ts()
-    event = {
-        "type": "message",
-        "channel_type": "im",
-        "user": "UHUMAN",
-        "text": "hello there",
-        "ts": ts,
-        "channel": DM,
-        "team": "T0001",
-    }
-    await world.deliver(event, event_id="EvSAME")
-    await world.deliver(event, event_id="EvSAME", retry=1)
-    await world.wait_answer(DM, None, ANSWERS["hello there"])
-    await world.deliver(event, event_id="EvSAME", retry=2)
-    other = await world.dm("tell me more")
-    assert other
-    await world.wait_answer(DM, None, ANSWERS["hello there"] + ANSWERS["tell me more"])
-    assert world.text_requests() == ["hello there", "tell me more"]
-
-
 async def test_five_concurrent_streams_in_one_workspace(slack_world: SlackWorld) -> None:
     world = slack_world
     channels = [f"C000{i}" for i in range(1, 6)]
@@ -104,6 +85,23 @@ async def test_five_concurrent_streams_in_one_workspace(slack_world: SlackWorld)
         await world.wait_answer(channel, ts, ANSWERS["two thousand"])
     assert world.fake.count_429 == 0
     assert sorted(world.text_requests()) == ["two thousand"] * 5
+
+
+async def test_five_concurrent_fallback_streams_in_one_workspace(
+    slack_world_factory: WorldFactory, slack_mode: Mode
+) -> None:
+    async with slack_world_factory(mode=slack_mode, native_streaming=False) as world:
+        channels = [f"C000{i}" for i in range(1, 6)]
+        threads = await asyncio.gather(
+            *(world.mention("two thousand", channel=c) for c in channels)
+        )
+        for channel, ts in zip(channels, threads, strict=True):
+            await world.wait_answer(channel, ts, ANSWERS["two thousand"])
+        assert world.fake.calls_to("chat.startStream")[0].error == "feature_not_enabled"
+        assert all(c.ok for c in world.fake.calls_to("chat.update")), "an update failed"
+        assert len(world.fake.calls_to("chat.update")) >= 5
+        assert world.fake.count_429 == 0
+        assert sorted(world.text_requests()) == ["two thousand"] * 5
 
 
 async def test_ten_thousand_characters(slack_world: SlackWorld) -> None:
@@ -123,9 +121,9 @@ async def test_ten_thousand_characters_in_a_dm_roll_over(slack_world: SlackWorld
 
 
 async def test_native_stream_expiring_mid_answer_loses_nothing(
-    slack_world_factory: WorldFactory,
+    slack_world_factory: WorldFactory, slack_mode: Mode
 ) -> None:
-    async with slack_world_factory(stream_max_age_s=0.3) as world:
+    async with slack_world_factory(mode=slack_mode, stream_max_age_s=0.3) as world:
         ts = await world.mention("ten thousand")
         await world.wait_answer(CHANNEL, ts, ANSWERS["ten thousand"], within_s=30)
         errors = [c.error for c in world.fake.calls if c.error]

@@ -14,17 +14,18 @@ Every Web API call is recorded in `calls`; bot messages live in `messages`; faul
 with `inject`. HTTP mode: `post_event_http(url, event)` signs and POSTs to the app; set
 `echo_url` to receive the bot's echo events there. `clock` (monotonic by default) stamps calls,
 rate windows, stream ages and ack latencies, so tests move a fake clock instead of sleeping;
-request signatures always use wall-clock time, as bolt verifies them against it.
-Module map: slack_web (method rules and state), slack_rules (argument checks), slack_model
-(records, rate limiters), slack_payloads (wire shapes).
+request signatures always use wall-clock time, as bolt verifies them against it. An event not
+acked within `ack_timeout_s` (3 s, as on Slack) is redelivered up to three times; tests assert
+`redeliveries == []` to show the app acked in time.
+Module map: slack_web (method rules and state), slack_rules and slack_blocks (argument and
+Block Kit checks), slack_model (records, rate limiters), slack_payloads (wire shapes),
+slack_http (signed HTTP delivery), slack_acks (the ack deadline and redelivery).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import itertools
 import json
 import time
@@ -32,11 +33,17 @@ import uuid
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from tests.fakes.slack_acks import (
+    SOCKET_RETRY_REASON,
+    AckDeadlines,
+    Attempt,
+    Redelivery,
+)
+from tests.fakes.slack_http import SlackHttpEvents
 from tests.fakes.slack_model import Call, FakeMessage, SlackError
 from tests.fakes.slack_payloads import (
     HUMAN_USER_ID,
@@ -50,7 +57,7 @@ from tests.fakes.slack_web import SlackWebApi
 __all__ = ["Call", "FakeMessage", "FakeSlack", "SlackError"]
 
 
-class FakeSlack(SlackWebApi):
+class FakeSlack(SlackHttpEvents, SlackWebApi):
     """Async context manager serving a fake Slack workspace on 127.0.0.1:<free port>."""
 
     def __init__(
@@ -106,6 +113,8 @@ class FakeSlack(SlackWebApi):
         self.responses: list[dict[str, Any]] = []
         self.socket_connections = 0
         self._sent_at: dict[str, float] = {}
+        self._http_pending: set[str] = set()
+        self._deadlines = AckDeadlines(self._notify)
         self._sockets: list[web.WebSocketResponse] = []
         self._socket: web.WebSocketResponse | None = None
         self._waiters: list[asyncio.Future[None]] = []
@@ -137,6 +146,7 @@ class FakeSlack(SlackWebApi):
         tb: TracebackType | None,
     ) -> None:
         try:
+            await self._deadlines.aclose()
             for ws in list(self._sockets):
                 await ws.close(code=WSCloseCode.GOING_AWAY)
             if self._http is not None:
@@ -205,7 +215,19 @@ class FakeSlack(SlackWebApi):
 
     @property
     def unacked(self) -> list[str]:
-        return [eid for eid in self._sent_at if eid not in self.acks]
+        """Envelopes not acked yet, and HTTP deliveries still waiting for their answer."""
+        waiting = [eid for eid in self._sent_at if eid not in self.acks]
+        return waiting + sorted(self._http_pending)
+
+    @property
+    def redeliveries(self) -> list[Redelivery]:
+        """Every redelivery made because an attempt was not acked in time, in order."""
+        return self._deadlines.redeliveries
+
+    @property
+    def undelivered(self) -> list[str]:
+        """Event ids given up on after three unacked retries."""
+        return self._deadlines.undelivered
 
     async def wait_socket(self) -> None:
         await self.wait_until(lambda: self.socket_connected)
@@ -260,14 +282,40 @@ class FakeSlack(SlackWebApi):
         retry_attempt: int = 0,
         retry_reason: str = "",
     ) -> str:
-        """Deliver `event` in an events_api envelope; returns the envelope id."""
-        return await self._send_envelope(
+        """Deliver `event` in an events_api envelope; returns the envelope id.
+
+        Redelivered (slack_acks) unless acked within `ack_timeout_s`.
+        """
+        payload = self._event_callback(event, event_id)
+        return await self._send_event_payload(payload, retry_attempt, retry_reason)
+
+    async def _send_event_payload(
+        self, payload: dict[str, Any], retry_attempt: int, retry_reason: str
+    ) -> str:
+        envelope_id = await self._send_envelope(
             "events_api",
-            self._event_callback(event, event_id),
+            payload,
             accepts_response_payload=False,
             retry_attempt=retry_attempt,
             retry_reason=retry_reason,
         )
+
+        async def check() -> str | None:
+            with contextlib.suppress(TimeoutError):
+                await self.wait_until(lambda: envelope_id in self.acks, self.ack_timeout_s)
+                return None
+            return SOCKET_RETRY_REASON
+
+        async def redeliver(retry_num: int, reason: str) -> None:
+            await self.wait_socket()  # Slack delivers on whichever connection is open
+            await self._send_event_payload(payload, retry_num, reason)
+
+        self._deadlines.watch(
+            Attempt(payload["event_id"], retry_attempt, "socket"),
+            check=check,
+            redeliver=redeliver,
+        )
+        return envelope_id
 
     async def send_interaction(self, payload: dict[str, Any]) -> str:
         full = interaction_payload(payload, team_id=self.team_id, **self._payload_ids())
@@ -329,97 +377,6 @@ class FakeSlack(SlackWebApi):
             user_id=user_id,
             **self._payload_ids(),
         )
-
-    # ---- HTTP (Events API) mode ----------------------------------------------------------
-
-    async def post_event_http(
-        self, url: str, event: dict[str, Any], *, event_id: str | None = None, **signing: Any
-    ) -> httpx.Response:
-        """POST a signed event_callback to the app; its ack time lands in `acks[event_id]`."""
-        payload = self._event_callback(event, event_id)
-        retry = signing.get("retry_num", 0)
-        key = payload["event_id"] if not retry else f"{payload['event_id']}#retry{retry}"
-        body = json.dumps(payload).encode()
-        return await self.post_signed_http(url, body, "application/json", ack_key=key, **signing)
-
-    async def post_url_verification(
-        self, url: str, challenge: str, **signing: Any
-    ) -> httpx.Response:
-        body = {
-            "token": "legacy-verification-token",
-            "challenge": challenge,
-            "type": "url_verification",
-        }
-        return await self.post_signed_http(
-            url, json.dumps(body).encode(), "application/json", **signing
-        )
-
-    async def post_interaction_http(
-        self, url: str, payload: dict[str, Any], **signing: Any
-    ) -> httpx.Response:
-        body = urlencode(
-            {
-                "payload": json.dumps(
-                    interaction_payload(payload, team_id=self.team_id, **self._payload_ids())
-                )
-            }
-        ).encode()
-        return await self.post_signed_http(
-            url, body, "application/x-www-form-urlencoded", **signing
-        )
-
-    async def post_slash_http(
-        self,
-        url: str,
-        command: str,
-        text: str,
-        *,
-        channel_id: str,
-        user_id: str = HUMAN_USER_ID,
-        **signing: Any,
-    ) -> httpx.Response:
-        payload = self._slash_payload(command, text, channel_id, user_id)
-        body = urlencode(payload).encode()
-        return await self.post_signed_http(
-            url, body, "application/x-www-form-urlencoded", **signing
-        )
-
-    async def post_signed_http(
-        self,
-        url: str,
-        body: bytes,
-        content_type: str,
-        *,
-        ack_key: str | None = None,
-        retry_num: int = 0,
-        retry_reason: str = "http_timeout",
-        signing_secret: str | None = None,
-        timestamp: int | None = None,
-        bad_signature: bool = False,
-    ) -> httpx.Response:
-        """Sign like Slack (v0 HMAC over `v0:{ts}:{body}`) and POST; records the ack time."""
-        assert self._http is not None, "use FakeSlack as an async context manager"
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        secret = (signing_secret or self.signing_secret).encode()
-        # Computed here rather than with slack_sdk's SignatureVerifier, which bolt uses to check it.
-        digest = hmac.new(secret, b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": "v0=" + ("0" * 64 if bad_signature else digest),
-        }
-        if retry_num > 0:
-            headers["X-Slack-Retry-Num"] = str(retry_num)
-            headers["X-Slack-Retry-Reason"] = retry_reason
-        started = self.clock()
-        response = await self._http.post(url, content=body, headers=headers)
-        elapsed = self.clock() - started
-        key = ack_key or f"http-{next(self._ids)}"
-        self.http_acks.append((key, response.status_code, elapsed))
-        if response.is_success:
-            self.acks[key] = elapsed
-        self._notify()
-        return response
 
 
 async def _read_body(request: web.Request) -> dict[str, Any]:

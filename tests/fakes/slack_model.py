@@ -7,6 +7,7 @@ tests can move time instead of sleeping.
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,16 +31,31 @@ POST_MAX_CHARS = 40_000  # chat.postMessage `text`, truncated above with a warni
 MARKDOWN_MAX_CHARS = 12_000  # `markdown_text` per call
 MAX_BLOCKS = 50
 RATE_WINDOW_S = 60.0  # Slack tiers are "per minute"
+#: What Slack notifies people for: broadcasts, user groups, users, and (in markdown) the bare
+#: words @channel/@here/@everyone.
+PING = re.compile(
+    r"<!(?:channel|here|everyone|subteam\^\w+)(?:\|[^>]*)?>|<@[UW]\w+(?:\|[^>]*)?>"
+    r"|(?<![\w@])@(?:channel|here|everyone)\b",
+    re.IGNORECASE,
+)
 
 
 class SlackError(Exception):
     """A Web API failure the fake answers with `{"ok": false, "error": ...}`."""
 
-    def __init__(self, error: str, *, status: int = 200, retry_after: float | None = None) -> None:
-        super().__init__(error)
+    def __init__(
+        self,
+        error: str,
+        *,
+        status: int = 200,
+        retry_after: float | None = None,
+        messages: list[str] | None = None,
+    ) -> None:
+        super().__init__(error, *(messages or []))
         self.error = error
         self.status = status
         self.retry_after = retry_after
+        self.messages = messages or []  # Slack's `response_metadata.messages` (invalid_blocks)
 
 
 @dataclass
@@ -85,6 +101,12 @@ class FakeMessage:
         if self.text:
             return self.text
         return "".join(_block_texts(self.blocks or []))
+
+    @property
+    def pings(self) -> list[str]:
+        """The mentions in this message Slack would notify someone for."""
+        texts = [self.visible_text, *_block_texts(self.blocks or [])]
+        return [m.group(0) for text in texts for m in PING.finditer(text)]
 
     def snapshot(self) -> None:
         self.history.append(self.visible_text)

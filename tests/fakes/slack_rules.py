@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.fakes.slack_model import MARKDOWN_MAX_CHARS, MAX_BLOCKS, SlackError
+from tests.fakes.slack_blocks import check_blocks
+from tests.fakes.slack_model import MARKDOWN_MAX_CHARS, SlackError
 
 __all__ = [
-    "check_blocks",
     "check_content",
     "decode_json_arg",
     "require",
@@ -57,11 +57,6 @@ def check_content(args: dict[str, Any], *, text_max: int | None) -> None:
         raise SlackError("no_text")
     if text_max is not None and text and len(str(text)) > text_max:
         raise SlackError("msg_too_long")
-
-
-def check_blocks(blocks: Any) -> None:
-    if blocks is not None and (not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS):
-        raise SlackError("invalid_blocks")
 
 
 def stream_piece(args: dict[str, Any], *, required: bool) -> tuple[str, list[dict[str, Any]]]:

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from tests.fakes.slack_blocks import check_blocks
 from tests.fakes.slack_model import (
     POST_MAX_CHARS,
     UPDATE_MAX_CHARS,
@@ -23,7 +24,6 @@ from tests.fakes.slack_model import (
 )
 from tests.fakes.slack_payloads import changed_event, deleted_event, message_json, posted_event
 from tests.fakes.slack_rules import (
-    check_blocks,
     check_content,
     decode_json_arg,
     require,
@@ -177,6 +177,8 @@ class SlackWebApi:
         except SlackError as exc:
             call.ok, call.error, call.status = False, exc.error, exc.status
             body = {"ok": False, "error": exc.error}
+            if exc.messages:
+                body["response_metadata"] = {"messages": exc.messages}
             if exc.retry_after is not None:
                 headers["Retry-After"] = retry_after_header(exc.retry_after)
             self.count_429 += exc.status == 429

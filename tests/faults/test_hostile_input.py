@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bots.slack.mentions import ZWJ
+from bots.slack.mentions import ZWJ, neutralize_broadcasts
 from core.admission import MAX_INPUT_CHARS, TOO_FAST, TOO_LONG
 from core.simulator.agent import ScriptedAgent, completion
 from tests.e2e import discord_fixtures, slack_fixtures
 from tests.e2e.discord_fixtures import DiscordWorld
 from tests.e2e.discord_fixtures import WorldFactory as DiscordFactory
-from tests.e2e.slack_fixtures import CHANNEL, DM, SlackWorld
+from tests.e2e.slack_fixtures import CHANNEL, DM, Mode, SlackWorld
 from tests.e2e.slack_fixtures import WorldFactory as SlackFactory
 from tests.faults.invariants import ANSWERS, CHECKED, fault, fault_agent, wait_discord
 from tests.faults.test_slack_faults import wait_slack
@@ -20,11 +20,16 @@ from tests.faults.test_slack_faults import wait_slack
 discord_world_factory = discord_fixtures.discord_world_factory
 slack_world_factory = slack_fixtures.slack_world_factory
 slack_no_proxy = slack_fixtures.slack_no_proxy
+slack_mode = slack_fixtures.slack_mode
 
 PINGS = (
     "Hey @everyone and @here! <@&4000> role, <@2000> user, <@!2000> nick, "
-    "<!channel> <!here> <!everyone> <!subteam^S123|@team> — read this."
+    "<!channel> <!here> <!everyone> <!subteam^S123|@team> <@U123> <@W42|ann lee> — read this."
 )
+#: A 0.5 s+ silence in the stream (empty chunks, one token delay each): a native stream
+#: flushes what it has in between, so a mention is cut across two appends.
+GAP = [""] * 250
+SPLIT_MENTIONS = ["Ask ", "<!subteam^S1|@support ", *GAP, "team> or <@W42|ann ", *GAP, "lee> now."]
 HUGE_INPUT = "x" * 50_000
 CONTROL = "hello\x00\x07 there\x1b[31m\u202e friend\r\n"
 
@@ -32,7 +37,17 @@ CONTROL = "hello\x00\x07 there\x1b[31m\u202e friend\r\n"
 def hostile_agent() -> ScriptedAgent:
     agent = fault_agent()
     agent.texts["ping everyone"] = [completion(PINGS)]
+    agent.texts["split mentions"] = chunked(SPLIT_MENTIONS)
     return agent
+
+
+def chunked(chunks: list[str]) -> list[dict[str, object]]:
+    """One completion streamed as exactly these content chunks."""
+    return [
+        {"type": "completion", "payload": {"state": "start"}},
+        *({"type": "completion", "payload": {"state": "content", "content": c}} for c in chunks),
+        {"type": "completion", "payload": {"state": "end"}},
+    ]
 
 
 def text_requests(simulator_requests: list[object]) -> list[str]:
@@ -73,9 +88,16 @@ async def test_discord_model_output_pings_nobody(discord: DiscordWorld) -> None:
         assert not mentions.get("replied_user")
 
 
-async def test_slack_model_output_pings_nobody(slack: SlackWorld) -> None:
-    w = slack
-    fault("hostile mentions in model output (Slack)")
+async def test_slack_model_output_pings_nobody(
+    slack_world_factory: SlackFactory, slack_mode: Mode
+) -> None:
+    async with slack_world_factory(mode=slack_mode, token_delay_s=0.002) as w:
+        w.simulator.agent = hostile_agent()
+        await model_output_pings_nobody(w)
+
+
+async def model_output_pings_nobody(w: SlackWorld) -> None:
+    fault(f"hostile mentions in model output (Slack, {w.mode})")
     await w.dm("ping everyone")
     await w.fake.wait_until(lambda: bool(w.answer_messages(DM, None)))
     ts = await w.mention("ping everyone")
@@ -87,11 +109,54 @@ async def test_slack_model_output_pings_nobody(slack: SlackWorld) -> None:
         )
     for call in w.writes():
         wire = str(call.args)
-        for broadcast in ("<!channel>", "<!here>", "<!everyone>", "<!subteam", "@everyone"):
-            assert broadcast not in wire, (broadcast, call.method)
+        pings = ("<!channel>", "<!here>", "<!everyone>", "<!subteam", "@everyone", "<@U", "<@W")
+        for ping in pings:
+            assert ping not in wire, (ping, call.method)
+    messages = w.answer_messages(DM, None) + w.answer_messages(CHANNEL, ts)
+    assert [m.pings for m in messages] == [[]] * len(messages)
     shown = "".join(m.visible_text for m in w.answer_messages(CHANNEL, ts))
     assert f"@{ZWJ}everyone" in shown and f"@{ZWJ}channel" in shown
+    assert f"@{ZWJ}U123" in shown and f"@{ZWJ}ann lee" in shown
     CHECKED.add(shown)
+
+
+async def test_slack_mention_cut_across_stream_appends_pings_nobody(
+    slack_world_factory: SlackFactory, slack_mode: Mode
+) -> None:
+    async with slack_world_factory(mode=slack_mode, token_delay_s=0.002) as w:
+        w.simulator.agent = hostile_agent()
+        fault(f"hostile mention cut across native stream appends (Slack, {w.mode})")
+        ts = await w.mention("split mentions")
+        await wait_slack(w, CHANNEL, ts, neutralize_broadcasts("".join(SPLIT_MENTIONS)), 10)
+        [native] = w.answer_messages(CHANNEL, ts)
+        assert len(native.history) >= 3, "the answer was not streamed in several writes"
+        assert native.pings == [], "Slack joined the pieces into a mention"
+        assert w.fake.count_429 == 0
+
+
+async def test_slack_user_flooding_gets_one_polite_reply_and_others_are_unaffected(
+    slack_world_factory: SlackFactory, slack_mode: Mode
+) -> None:
+    flood = {"user_rate_limit_per_minute": 5}
+    async with slack_world_factory(
+        mode=slack_mode, token_delay_s=0.002, settings_changes=flood
+    ) as w:
+        w.simulator.agent = hostile_agent()
+        fault(f"hostile flood of 100 messages (Slack, {w.mode})")
+        for _ in range(100):
+            await w.dm("short question")
+        await w.dm("second conversation", channel="D0002", user="U0002")
+        await wait_slack(w, "D0002", None, ANSWERS["second conversation"])
+
+        def shown(text: str) -> int:
+            return [m.visible_text for m in w.answer_messages(DM, None)].count(text)
+
+        await w.simulator.wait_for_turns(1 + 5 + 2)  # D0001: launch + 5 turns; D0002: 1 + 1
+        await w.fake.wait_until(lambda: shown(ANSWERS["short question"]) == 5, 30)
+        await w.bot.drain()
+        assert text_requests(w.simulator.requests).count("short question") == 5
+        assert shown(TOO_FAST) == 1 and len(w.answer_messages(DM, None)) == 6
+        assert w.fake.count_429 == 0
 
 
 async def test_a_50_kb_message_is_refused_and_control_characters_removed(

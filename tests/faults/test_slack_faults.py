@@ -149,6 +149,7 @@ async def test_a_duplicate_delivery_is_answered_once(world: SlackWorld) -> None:
     await second_conversation_works(w)
     await wait_slack(w, DM, None, ANSWERS[QUESTION])
     assert w.text_requests().count(QUESTION) == 1
+    assert w.fake.count_429 == 0
 
 
 @pytest.mark.parametrize("forgery", ["bad-signature", "stale-timestamp"])
