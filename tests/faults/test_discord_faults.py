@@ -26,6 +26,7 @@ discord_world_factory = discord_fixtures.discord_world_factory
 
 DM, OTHER, LOCKED = "5000", "3001", "3000"
 EDIT_IN_DM = r"/channels/5000/messages/\d+"
+UNAVAILABLE = {"message": "503: Service Unavailable", "code": 0}
 RATE_LIMITED = {"message": "You are being rate limited.", "retry_after": 0.1, "global": False}
 
 
@@ -74,8 +75,7 @@ async def test_a_global_429_holds_every_channel_and_loses_nothing(world: Discord
 
 async def test_5xx_on_edits_loses_nothing(world: DiscordWorld) -> None:
     w = world
-    body = {"message": "503: Service Unavailable", "code": 0}
-    w.fake.inject("PATCH", EDIT_IN_DM, status=503, body=body, times=4)
+    w.fake.inject("PATCH", EDIT_IN_DM, status=503, body=UNAVAILABLE, times=4)
     fault("discord 503 on edits")
     await answer_both(w)
 
@@ -127,3 +127,17 @@ async def test_a_gateway_drop_mid_stream_resumes_and_loses_nothing(world: Discor
     await w.mention("second conversation", channel_id=OTHER)  # events flow after the resume
     await wait_discord(w, OTHER, ANSWERS["second conversation"])
     assert not any(is_hanging(m) for m in discord_answer(w, DM))
+
+
+async def test_a_placeholder_created_then_answered_500_is_shown_once(world: DiscordWorld) -> None:
+    w = world
+    # Discord created the message but its answer failed: discord.py retries the same POST.
+    w.fake.inject("POST", rf"/channels/{DM}/messages", status=500, commit=True)
+    fault("discord 500 after creating the placeholder")
+    await answer_both(w)
+    first, retry, *_ = [r for r in w.message_requests(DM) if r.method == "POST"]
+    assert (first.status, retry.status) == (500, 200)
+    assert first.json["nonce"] == retry.json["nonce"] and retry.json["enforce_nonce"] is True
+    (answer,) = discord_answer(w, DM)  # the nonce made the retry return the same message
+    assert answer.content == ANSWERS["medium question"] and answer.nonce == first.json["nonce"]
+    assert w.fake.count_429 == 0
