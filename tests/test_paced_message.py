@@ -6,6 +6,7 @@ import asyncio
 
 from core.budget import RateBudget
 from core.errors import PlatformError
+from core.live_messages import GuardedStream, LiveMessages
 from core.markdown import split_text
 from core.paced_message import CURSOR, PacedMessage, split_limit
 from core.platform import Outcome
@@ -181,3 +182,21 @@ async def test_remainder_that_starts_inside_a_code_block_reopens_the_fence() -> 
     # the stale message keeps its interim closing fence (decoration, not source)
     assert shown[0].removesuffix("```") + shown[1].removeprefix("```python\n") == first + rest
     assert shown[1].endswith("After the code.")
+
+
+async def test_a_message_abandoned_inside_bold_ends_before_the_marker() -> None:
+    """Its interim view closed the bold ("**bold words**"); that closer is no source text, so
+    the message ends before the "**" and the rest starts with it: exact, valid markdown."""
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    budget = RateBudget(platform.limit, platform.window_s)
+    live = LiveMessages(RecordingWriter(platform), budget=budget)
+    post_budget = RateBudget(platform.limit, platform.window_s)
+    paced = PacedMessage(live, edit_budget=budget, post_budget=post_budget, stop_id="s1")
+    first = await stream(paced, ["Intro. ", "**bold ", "words "], 0.15)
+    assert platform.visible() == ["Intro. **bold words**" + CURSOR]
+    platform.fail_next.extend(PlatformError("500") for _ in range(50))
+    rest = await stream(paced, ["more bold", "** and ", "plain."], 0.15)
+    platform.fail_next.clear()
+    await GuardedStream(paced, live).finish()
+    assert platform.visible() == ["Intro. ", "**bold words more bold** and plain."]
+    assert "".join(platform.visible()) == first + rest
