@@ -151,6 +151,7 @@ async def test_stop_cancels_the_voiceflow_request(discord_world_factory: WorldFa
         body = placeholder.content.removesuffix("⏹️ stopped").rstrip()
         assert is_balanced(body)
         assert long_answer().startswith(body.removesuffix("```").rstrip()[:200])
+        assert w.fake.count_429 == 0
 
 
 async def _streaming_message(world: DiscordWorld, channel_id: str) -> FakeMessage:
@@ -200,3 +201,4 @@ async def test_llm_output_never_pings(discord_world: DiscordWorld) -> None:
         assert mentions["parse"] == []
         assert not mentions.get("users") and not mentions.get("roles")
         assert not mentions.get("replied_user")
+    assert w.fake.count_429 == 0
