@@ -1,9 +1,9 @@
 """Pacing at Discord's observed bucket (5 per 5 s per channel) with a ~50 tokens/s answer.
 
-These tests run at the real window, so they take several seconds each; they also print the
-figures the issue asks for (run with ``-s``): time from completion start to placeholder, mean
-visible lag of the streamed text, edits per answer, 429s — one stream, then three in one
-channel.
+These tests run at the real window — a mention, a DM and a thread, then three streams in one
+channel — so they take several seconds each; they also print the figures the issue asks for
+(run with ``-s``): time from completion start to placeholder, mean visible lag of the streamed
+text, edits per answer, 429s.
 
 Times are measured as the bench measures them (bench/replay.py, bench/measure.py): the
 simulator's instrumented turn stream records when it wrote each answer's completion ``start``
@@ -41,6 +41,7 @@ JITTER_S = 0.05
 #: CONVERSATION_SCOPE=user: each user's conversation is launched once, in another channel.
 OPTIONS = {"conversation_scope": "user"}
 WARM_UP_CHANNEL = "3001"
+PLACES = {"mention": "3000", "dm": "5000", "thread": "3500"}
 
 
 @pytest.fixture
@@ -92,18 +93,27 @@ async def warm_up(world: DiscordWorld, authors: list[str]) -> None:
         await world.wait_for_content(WARM_UP_CHANNEL, expected_answer("hi"), count=count)
 
 
+async def ask(world: DiscordWorld, place: str, text: str) -> None:
+    if place == "dm":
+        await world.dm(text)
+    else:
+        await world.mention(text, channel_id=PLACES[place])
+
+
+@pytest.mark.parametrize("place", list(PLACES))
 async def test_one_stream_at_five_per_five_seconds(
-    discord_world_factory: WorldFactory, recorder: ReplayAgent
+    discord_world_factory: WorldFactory, recorder: ReplayAgent, place: str
 ) -> None:
     async with discord_world_factory(
         limit=LIMIT, window_s=WINDOW_S, token_delay_s=TOKEN_DELAY_S, settings_changes=OPTIONS
     ) as w:
         await warm_up(w, ["2000"])
-        await w.mention(QUESTION)
-        message = await w.wait_for_content("3000", expected_answer(QUESTION), within_s=30)
+        await ask(w, place, QUESTION)
+        channel_id = PLACES[place]
+        message = await w.wait_for_content(channel_id, expected_answer(QUESTION), within_s=30)
         result = figures(w, recorder, message, QUESTION)
-        print("\n" + result.line("1 stream, 5/5 s", w.fake.count_429))
-        assert_paced(w, "3000", result)
+        print("\n" + result.line(f"1 stream ({place}), 5/5 s", w.fake.count_429))
+        assert_paced(w, channel_id, result)
         assert result.answer.edits >= 3
 
 
