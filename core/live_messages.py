@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from core.budget import RateBudget
 from core.errors import MessageGoneError, PlatformError, PlatformRateLimitedError
@@ -98,10 +98,12 @@ class LiveMessages:
         await self._writer.delete(message_id)
         self._live.pop(message_id, None)
 
-    async def release(self) -> None:
-        """Strip the cursor and the stop control from every message still live."""
+    async def release(self, endings: Mapping[str, str] | None = None) -> None:
+        """Strip the cursor and the stop control from every message still live; a message in
+        ``endings`` ends with that text instead of what it shows."""
         for message_id, shown in list(self._live.items()):
-            if await self._release(message_id, shown.removesuffix(CURSOR)):
+            body = (endings or {}).get(message_id, shown.removesuffix(CURSOR))
+            if await self._release(message_id, body):
                 self._live.pop(message_id, None)
                 if self._journal is not None:
                     await self._journal.closed(message_id)
@@ -155,4 +157,4 @@ class GuardedStream:
     async def finish(self, outcome: Outcome = Outcome.COMPLETE) -> None:
         await self.paced.finish(outcome)
         # Shielded like the final write: a stop or shutdown must not leave a Stop control.
-        await asyncio.shield(self._live.release())
+        await asyncio.shield(self._live.release(self.paced.abandoned))

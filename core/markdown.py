@@ -42,6 +42,7 @@ __all__ = [
     "Part",
     "find_open_fence",
     "interim_text",
+    "open_marker_start",
     "split_text",
 ]
 
@@ -415,6 +416,20 @@ def _balance_last_paragraph(cut: str) -> str:
     if len(closing) > INTERIM_DECORATION_MAX_CHARS:
         return cut[: start + markers[0][1]]
     return cut[:start] + body + closing
+
+
+def open_marker_start(text: str) -> int | None:
+    """Offset of the first inline marker that the last paragraph of ``text`` leaves open, or None.
+
+    A message that must end at ``text`` ends before that marker instead, so that the rest of
+    the answer, posted as a new message, starts with it and both stay valid markdown. An open
+    code fence gives None: it is closed at the end of one message and reopened in the next.
+    """
+    if _open_fence_at_end(text) is not None:
+        return None
+    start = _last_paragraph_start(text)
+    markers = [] if start is None else _open_markers(text[start:])
+    return None if start is None or not markers else start + markers[0][1]
 
 
 def _last_paragraph_start(cut: str) -> int | None:

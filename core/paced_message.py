@@ -29,7 +29,7 @@ from core.errors import (
     PlatformError,
     PlatformRateLimitedError,
 )
-from core.markdown import Part, find_open_fence, interim_text, split_text
+from core.markdown import Part, find_open_fence, interim_text, open_marker_start, split_text
 from core.platform import Journal, MessageWriter, Outcome
 
 __all__ = ["CURSOR", "HEADROOM_CHARS", "PacedMessage", "split_limit"]
@@ -89,6 +89,9 @@ class PacedMessage:
         self.posts = 0
         self.edits = 0
         self.message_ids: list[str] = []
+        #: Messages given up on (edits kept failing) whose text must end short of what they
+        #: show: message id -> that text (see :meth:`_abandon_current`).
+        self.abandoned: dict[str, str] = {}
         #: (monotonic time, source chars visible) after every successful write.
         self.timeline: list[tuple[float, int]] = []
         self._task = asyncio.create_task(self._pump(), name="paced-message")
@@ -322,11 +325,22 @@ class PacedMessage:
 
     async def _post_remainder(self, outcome: Outcome) -> None:
         """Deliver, as new messages, exactly the text the user has not seen yet."""
-        parts = self._parts_from(self._visible_upto)
+        parts = self._parts_from(self._abandon_current())
         if outcome is not Outcome.COMPLETE:
             parts = _with_note(parts, outcome.note)
         for part in parts:
             await self._post_final(part.rendered)
+
+    def _abandon_current(self) -> int:
+        """Where the message that cannot be edited any more ends in the source: where its text
+        ends — or, when its interim view had to close an inline marker (``**in**`` for
+        ``**in order**``: that closer is no source text), before the marker."""
+        shown = self._carry + self.text[self._frozen : self._visible_upto]
+        opened = open_marker_start(shown)
+        if opened is None or self._current is None:
+            return self._visible_upto
+        self.abandoned[self._current] = shown[:opened]
+        return self._frozen + opened - len(self._carry)
 
     def _parts_from(self, offset: int) -> list[Part]:
         """The parts of the whole text from source ``offset`` on (the first one cut there)."""

@@ -3,92 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import discord
 import pytest
-import yarl
-from discord import app_commands
 
+from tests.fakes import discord_client
 from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord_client import (
+    PATCH_ROUTE,
+    POST_ROUTE,
+    STARTUP_TIMEOUT_S,
+    RecordingClient,
+    point_at,
+    routes,
+    running,
+    text_channel,
+)
 
-PATCH_ROUTE = "PATCH /channels/{id}/messages/{mid}"
-POST_ROUTE = "POST /channels/{id}/messages"
-STARTUP_TIMEOUT_S = 5.0
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
-class RecordingClient(discord.Client):
-    """A plain client whose on_message feeds a queue the test awaits."""
-
-    def __init__(self, **kw: Any) -> None:
-        intents = discord.Intents.default()
-        intents.message_content = True
-        super().__init__(intents=intents, guild_ready_timeout=0.05, **kw)
-        self.inbox: asyncio.Queue[discord.Message] = asyncio.Queue()
-        self.tree = app_commands.CommandTree(self)
-        self.became_ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    async def on_ready(self) -> None:
-        if not self.became_ready.done():
-            self.became_ready.set_result(None)
-
-    async def on_message(self, message: discord.Message) -> None:
-        await self.inbox.put(message)
-
-    async def next_from_others(self) -> discord.Message:
-        """The next message not authored by the bot itself (its echoes are skipped)."""
-        while True:
-            message = await asyncio.wait_for(self.inbox.get(), STARTUP_TIMEOUT_S)
-            if message.author != self.user:
-                return message
-
-
-def point_at(fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(discord.http.Route, "BASE", fake.api_url)
-    gateway = yarl.URL(fake.gateway_url)
-    monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", gateway)
-
-
-@asynccontextmanager
-async def running(
-    fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch, client: RecordingClient | None = None
-) -> AsyncIterator[RecordingClient]:
-    """Start the client, wait for on_ready (or its failure), and always close it first."""
-    point_at(fake, monkeypatch)
-    client = client or RecordingClient()
-    task = asyncio.create_task(client.start(FakeDiscord.token))
-    ready = client.became_ready
-    try:
-        done, _ = await asyncio.wait(
-            {task, ready}, timeout=STARTUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
-        )
-        if task in done:
-            task.result()  # surfaces the startup error
-        assert ready in done, "client did not become ready"
-        yield client
-    finally:
-        await client.close()
-        await task
-
-
-async def text_channel(client: discord.Client, channel_id: int = 3000) -> discord.TextChannel:
-    channel = client.get_channel(channel_id)
-    assert isinstance(channel, discord.TextChannel)
-    return channel
-
-
-def routes(fake: FakeDiscord, route: str) -> list[Any]:
-    return [r for r in fake.requests if r.route == route]
+no_proxy = discord_client.no_proxy
 
 
 # -- login, ready, cache -------------------------------------------------------------------------
@@ -216,59 +151,6 @@ async def test_deleted_message_edit_is_not_found(monkeypatch: pytest.MonkeyPatch
             await placeholder.edit(content="too late")
         assert err.value.code == 10008
         assert fake.channel_messages("3000") == []
-
-
-# -- rate limits ---------------------------------------------------------------------------------
-
-
-async def test_sixth_edit_waits_for_the_window_without_429(monkeypatch: pytest.MonkeyPatch) -> None:
-    window_s = 0.5
-    async with (
-        FakeDiscord(limit=5, window_s=window_s) as fake,
-        running(fake, monkeypatch) as client,
-    ):
-        message = await (await text_channel(client)).send("0")
-        for i in range(1, 7):
-            message = await message.edit(content=str(i))
-        patches = routes(fake, PATCH_ROUTE)
-        assert fake.count_429 == 0 and [p.status for p in patches] == [200] * 6
-        assert patches[4].t - patches[0].t < window_s
-        assert patches[5].t - patches[0].t >= window_s  # discord.py slept on Remaining: 0
-        assert fake.messages[str(message.id)].edits == ["1", "2", "3", "4", "5", "6"]
-
-
-async def test_injected_429_with_via_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with FakeDiscord(rate_limits=False) as fake, running(fake, monkeypatch) as client:
-        message = await (await text_channel(client)).send("a")
-        fake.inject(
-            "PATCH", r"/channels/\d+/messages/\d+", status=429, headers={"Via": "1.1 google"}
-        )
-        await message.edit(content="b")
-        assert [p.status for p in routes(fake, PATCH_ROUTE)] == [429, 200]
-        assert fake.count_429 == 1 and fake.messages[str(message.id)].content == "b"
-
-
-async def test_injected_429_without_via_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with FakeDiscord(rate_limits=False) as fake, running(fake, monkeypatch) as client:
-        message = await (await text_channel(client)).send("a")
-        fake.inject("PATCH", r"/channels/\d+/messages/\d+", status=429)
-        with pytest.raises(discord.HTTPException) as err:
-            await message.edit(content="b")
-        assert err.value.status == 429 and len(routes(fake, PATCH_ROUTE)) == 1
-
-
-async def test_global_limit_429_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with FakeDiscord(global_limit=3) as fake:
-        point_at(fake, monkeypatch)
-        client = discord.Client(intents=discord.Intents.default())
-        await client.login(FakeDiscord.token)  # two requests of the 3 per second
-        try:
-            channel = client.get_partial_messageable(3000)
-            await asyncio.gather(*(channel.typing() for _ in range(3)))
-        finally:
-            await client.close()
-        typing = routes(fake, "POST /channels/{id}/typing")
-        assert fake.count_429 >= 1 and [r.status for r in typing].count(204) == 3
 
 
 # -- interactions --------------------------------------------------------------------------------
@@ -430,26 +312,6 @@ async def test_validation_errors_match_discord(
         for key in error_path or []:
             node = node[key]
         assert error_path is None or node["_errors"][0]["code"].startswith(("BASE_TYPE", "MAX"))
-
-
-async def test_channel_bucket_headers_and_429_shape() -> None:
-    async with FakeDiscord(limit=2, window_s=5.0) as fake, aiohttp.ClientSession() as http:
-        headers = {"Authorization": f"Bot {FakeDiscord.token}"}
-        url = f"{fake.api_url}/channels/3000/messages"
-        seen = []
-        for _ in range(3):
-            async with http.post(url, json={"content": "x"}, headers=headers) as resp:
-                seen.append((resp.status, dict(resp.headers), await resp.json()))
-        async with http.post(f"{fake.api_url}/channels/3001/messages", json={"content": "y"},
-                             headers=headers) as other:  # fmt: skip
-            assert other.status == 200  # buckets are per channel
-        assert [s[0] for s in seen] == [200, 200, 429]
-        assert [s[1]["X-RateLimit-Remaining"] for s in seen] == ["1", "0", "0"]
-        _, limited, body = seen[2]
-        assert limited["Via"] == "1.1 google" and limited["X-RateLimit-Scope"] == "user"
-        assert body["global"] is False and 0 < body["retry_after"] <= 5.0
-        assert float(limited["X-RateLimit-Reset-After"]) == body["retry_after"]
-        assert len({s[1]["X-RateLimit-Bucket"] for s in seen}) == 1 and fake.count_429 == 1
 
 
 async def test_failing_predicate_fails_the_wait_not_the_request(

@@ -6,6 +6,7 @@ import asyncio
 
 from core.budget import RateBudget
 from core.errors import PlatformError
+from core.live_messages import GuardedStream, LiveMessages
 from core.markdown import split_text
 from core.paced_message import CURSOR, PacedMessage, split_limit
 from core.platform import Outcome
@@ -196,3 +197,21 @@ async def test_a_failed_edit_is_retried_on_a_timer_without_new_text() -> None:
     assert not platform.fail_next  # the failure happened, then the timer retried
     await message.finish()
     assert platform.visible() == ["Hello world, this is all. "]
+
+
+async def test_a_message_abandoned_inside_bold_ends_before_the_marker() -> None:
+    """Its interim view closed the bold ("**bold words**"); that closer is no source text, so
+    the message ends before the "**" and the rest starts with it: exact, valid markdown."""
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    budget = RateBudget(platform.limit, platform.window_s)
+    live = LiveMessages(RecordingWriter(platform), budget=budget)
+    post_budget = RateBudget(platform.limit, platform.window_s)
+    paced = PacedMessage(live, edit_budget=budget, post_budget=post_budget, stop_id="s1")
+    first = await stream(paced, ["Intro. ", "**bold ", "words "], 0.15)
+    assert platform.visible() == ["Intro. **bold words**" + CURSOR]
+    platform.fail_next.extend(PlatformError("500") for _ in range(50))
+    rest = await stream(paced, ["more bold", "** and ", "plain."], 0.15)
+    platform.fail_next.clear()
+    await GuardedStream(paced, live).finish()
+    assert platform.visible() == ["Intro. ", "**bold words more bold** and plain."]
+    assert "".join(platform.visible()) == first + rest

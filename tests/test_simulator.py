@@ -179,7 +179,7 @@ def test_huge_answer_streams_in_a_few_hundred_chunks() -> None:
 def test_long_answer_shape() -> None:
     text = long_answer()
     code = re.search(r"```python\n(.*?)```", text, re.S)
-    assert 5_500 <= len(text) <= 6_500
+    assert 6_000 <= len(text) <= 6_200  # the acceptance's 6,000-character answer
     assert code is not None and len(code.group(1)) > 2_000
     assert text.count("\n\n") >= 4
     compile(code.group(1), "<long answer>", "exec")

@@ -6,6 +6,7 @@ This module is the one boundary where discord.py errors become the core's error 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,11 @@ DISCORD_MAX_CHARS = 2000
 NO_MENTIONS = discord.AllowedMentions.none()
 #: A 429 that reached us (discord.py did not retry it) without a usable Retry-After.
 FALLBACK_RETRY_AFTER_S = 1.0
+#: A create that may have happened despite an error is tried this often, with the same nonce.
+CREATE_ATTEMPTS = 3
+CREATE_RETRY_DELAY_S = 0.5
+#: Statuses discord.py retries by itself, five times (docs/discord.md §6).
+RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
 # Discord JSON error codes (topics/opcodes-and-status-codes.mdx).
 UNKNOWN_MESSAGE = 10008
 MISSING_ACCESS = 50001
@@ -70,6 +76,16 @@ class ReplyTo:
         return reference
 
 
+@dataclass
+class _Create:
+    """One message to create, as every attempt sends it."""
+
+    content: str | None
+    embeds: Sequence[discord.Embed]
+    view: discord.ui.View | None
+    reference: discord.MessageReference | None
+
+
 class DiscordWriter:
     """Implements :class:`core.platform.MessageWriter` for one Discord channel."""
 
@@ -78,6 +94,7 @@ class DiscordWriter:
     def __init__(self, destination: Destination, *, reply_to: ReplyTo | None = None) -> None:
         self._dest = destination
         self._reply_to = reply_to
+        self._unsettled: dict[str | None, str] = {}  # content -> nonce of a create in doubt
 
     async def post(self, text: str, *, stop_id: str | None) -> str:
         message = await self.create(content=text, view=stop_view(stop_id) if stop_id else None)
@@ -113,36 +130,52 @@ class DiscordWriter:
         drops a retried duplicate instead of showing the answer twice.
         """
         reference = self._reply_to.take() if self._reply_to else None
+        message = _Create(content, embeds, view, reference)
         try:
-            return await self._send(content, embeds, view, reference)
+            return await self._send_idempotent(message)
         except PlatformPermissionError as exc:
             cause = exc.__cause__
             if reference is None or getattr(cause, "code", None) != REPLY_NEEDS_HISTORY:
                 raise
-            return await self._send(content, embeds, view, None)  # answer without the reply
+            message.reference = None  # answer without the reply
+            return await self._send_idempotent(message)
 
-    async def _send(
-        self,
-        content: str | None,
-        embeds: Sequence[discord.Embed],
-        view: discord.ui.View | None,
-        reference: discord.MessageReference | None,
-    ) -> discord.Message:
+    async def _send_idempotent(self, message: _Create) -> discord.Message:
+        """Send; a failure after which the message may exist anyway (a 5xx discord.py does not
+        retry, a lost connection) is retried with the same nonce, so that Discord returns that
+        message instead of creating a second one. A nonce whose create stayed unsettled is
+        reused when the caller sends the same content again."""
+        nonce = self._unsettled.pop(message.content, None) or new_nonce()
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return await self._send(message, nonce)
+            except PlatformError as exc:
+                if not _maybe_created(exc):
+                    raise
+                if attempt == CREATE_ATTEMPTS:
+                    self._unsettled[message.content] = nonce
+                    raise
+                log.warning("creating a message may have failed (%s); retrying its nonce", exc)
+                await asyncio.sleep(CREATE_RETRY_DELAY_S * attempt)
+        raise AssertionError("unreachable")
+
+    async def _send(self, message: _Create, nonce: str) -> discord.Message:
+        embeds, reference = list(message.embeds), message.reference
         with self._translated("send a message"):
-            if view is None:  # discord.py's overloads take a view only when it is not None
+            if message.view is None:  # discord.py's overloads take a view only when not None
                 return await self._dest.channel.send(
-                    content,
-                    embeds=list(embeds),
+                    message.content,
+                    embeds=embeds,
                     allowed_mentions=NO_MENTIONS,
-                    nonce=new_nonce(),
+                    nonce=nonce,
                     reference=reference,  # type: ignore[arg-type]
                 )
             return await self._dest.channel.send(
-                content,
-                embeds=list(embeds),
-                view=view,
+                message.content,
+                embeds=embeds,
+                view=message.view,
                 allowed_mentions=NO_MENTIONS,
-                nonce=new_nonce(),
+                nonce=nonce,
                 reference=reference,  # type: ignore[arg-type]
             )
 
@@ -194,6 +227,15 @@ class DiscordWriter:
             self._dest.channel_id,
             permission,
         )
+
+
+def _maybe_created(exc: PlatformError) -> bool:
+    """Whether a failed create may have happened anyway: Discord failed after accepting it, or
+    the answer was lost on the way. discord.py already repeated the 5xx it retries itself."""
+    cause = exc.__cause__
+    if isinstance(cause, discord.HTTPException):
+        return cause.status >= 500 and cause.status not in RETRIED_BY_DISCORD_PY
+    return isinstance(cause, aiohttp.ClientError | OSError | TimeoutError)
 
 
 def new_nonce() -> str:

@@ -94,18 +94,20 @@ def _python_block(min_chars: int) -> str:
 
 
 def long_answer() -> str:
-    """~6,000 characters: paragraphs, a list, and a Python block longer than 2,000 characters."""
+    """At least 6,000 characters (the overflow case of the acceptance tests): paragraphs, a
+    list, and a Python block longer than 2,000 characters, so it must be split as well."""
     head = "## A long answer\n\n" + "\n\n".join(
         _PARAGRAPH.format(topic=topic) for topic in _TOPICS[:4]
     )
     code = "\n\n```python\n" + _python_block(2_200) + "```\n\n"
     text = head + code + "Key points:\n\n"
+    ending = "\nThat is the end of the long answer. Merci, café 👋!"
     index = 0
-    while len(text) < LONG_ANSWER_CHARS - 200:
+    while len(text) + len(ending) < LONG_ANSWER_CHARS:
         topic = _TOPICS[index % len(_TOPICS)]
         text += f"- **{topic.title()}** — point {index + 1}: keep it calm, keep it in order.\n"
         index += 1
-    return text + "\nThat is the end of the long answer. Merci, café 👋!"
+    return text + ending
 
 
 def huge_answer() -> str:

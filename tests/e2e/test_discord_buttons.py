@@ -63,6 +63,7 @@ async def click_and_check(world: DiscordWorld, message: FakeMessage, channel_id:
         assert button.get("disabled") is True or button["style"] == 5  # links stay usable
     chosen = next(b for b in buttons_of(message) if b.get("label") == "Order coffee")
     assert chosen["style"] == 3
+    assert world.fake.count_429 == 0
 
 
 async def test_a_click_sends_the_request_verbatim(discord_world: DiscordWorld) -> None:
@@ -105,6 +106,7 @@ async def test_an_unknown_button_says_it_expired(discord_world: DiscordWorld) ->
     await w.fake.wait_until(lambda: expired() is not None, 10)
     assert w.fake.interactions[interaction_id].response_type == 6
     assert not message.content  # the real set is untouched
+    assert w.fake.count_429 == 0
 
 
 async def test_a_second_click_on_a_chosen_set_is_refused(discord_world: DiscordWorld) -> None:
@@ -118,6 +120,7 @@ async def test_a_second_click_on_a_chosen_set_is_refused(discord_world: DiscordW
         lambda: any(m.content == "This choice was already made." for m in w.fake.messages.values())
     )
     assert len(w.voiceflow_actions()) == turns
+    assert w.fake.count_429 == 0
 
 
 async def test_a_card_is_an_embed_with_its_buttons(discord_world: DiscordWorld) -> None:
@@ -130,6 +133,7 @@ async def test_a_card_is_an_embed_with_its_buttons(discord_world: DiscordWorld) 
     assert embed["image"]["url"].startswith("https://")
     labels = [b["label"] for b in buttons_of(message)]
     assert labels == ["Tell me more", "Open docs"]
+    assert w.fake.count_429 == 0
 
 
 async def test_a_carousel_is_one_message_of_embeds(discord_world: DiscordWorld) -> None:
@@ -143,6 +147,7 @@ async def test_a_carousel_is_one_message_of_embeds(discord_world: DiscordWorld) 
     await w.fake.click(message.id, custom_id(message, "Latte · Latte"))
     await w.wait_for_content("5000", expected_answer_for_path("Latte"))
     assert message.content.endswith("**human** chose *Latte · Latte*")
+    assert w.fake.count_429 == 0
 
 
 def expected_answer_for_path(label: str) -> str:
@@ -156,3 +161,4 @@ async def test_an_image_is_an_image_embed(discord_world: DiscordWorld) -> None:
     await w.fake.wait_until(lambda: any(m.embeds for m in w.bot_messages("5000")))
     (embed,) = next(m.embeds for m in w.bot_messages("5000") if m.embeds)
     assert embed["image"]["url"].startswith("https://")
+    assert w.fake.count_429 == 0

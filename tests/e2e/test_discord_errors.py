@@ -24,6 +24,7 @@ async def test_budgets_are_learned_from_the_rate_limit_headers(discord_world: Di
     assert edit.window_s == pytest.approx(1.0, abs=0.1)  # the fake's 1 s, not the 5 s default
     assert w.bot.budgets.bucket("5000", "edit") is not None
     assert w.bot.budgets.bucket("5000", "post") is not None
+    assert w.fake.count_429 == 0
 
 
 async def test_a_429_without_via_is_waited_out_and_nothing_is_lost(
@@ -53,6 +54,7 @@ async def test_a_missing_permission_is_logged_once_by_name(
     await w.fake.wait_until(lambda: _permission_lines(caplog) != [])
     (line,) = _permission_lines(caplog)
     assert "Send Messages in Threads" in line and "3500" in line
+    assert w.fake.count_429 == 0
 
 
 def _permission_lines(caplog: pytest.LogCaptureFixture) -> list[str]:

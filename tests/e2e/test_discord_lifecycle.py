@@ -50,6 +50,7 @@ async def test_it_ignores_itself_other_bots_edits_and_unaddressed_messages(
     assert text_payloads(w) == ["hi", "the real question"]
     identify = fake.identify
     assert identify is not None and not identify["intents"] & MESSAGE_CONTENT_INTENT
+    assert fake.count_429 == 0
 
 
 async def test_reset_starts_a_new_conversation(discord_world: DiscordWorld) -> None:
@@ -70,6 +71,7 @@ async def test_reset_starts_a_new_conversation(discord_world: DiscordWorld) -> N
     users = [r.path.split("/user/")[1] for r in w.simulator.requests if "/interact/" in r.path]
     assert users[0] != users[-1]  # a fresh Voiceflow userID (new generation)
     assert any(r.method == "DELETE" and "/state/user/" in r.path for r in w.simulator.requests)
+    assert w.fake.count_429 == 0
 
 
 def _reset_reply(world: DiscordWorld) -> FakeMessage | None:
@@ -170,6 +172,7 @@ async def test_a_message_left_streaming_by_a_crash_is_finalized_at_startup(
     assert message.content == "Half an answer\n\n⚠️ interrupted"
     assert message.components == []
     assert await w.bridge.store.inflight("discord") == []
+    assert w.fake.count_429 == 0
 
 
 async def test_run_discord_serves_until_cancelled(discord_world_factory: WorldFactory) -> None:
@@ -182,3 +185,4 @@ async def test_run_discord_serves_until_cancelled(discord_world_factory: WorldFa
         with pytest.raises(asyncio.CancelledError):
             await task
         assert not w.fake.gateway.is_connected
+        assert w.fake.count_429 == 0

@@ -2,8 +2,8 @@
 
 The acceptance of the Discord adapter issue: placeholder at completion start, paced edits inside
 the channel bucket, an exact final text, zero 429s — for a mention, a DM and a thread, three
-conversations at once in one channel, an overflowing answer with a code block, a stop and a
-deleted placeholder.
+conversations at once in one channel, a stop and a deleted placeholder (the overflowing answer
+is in test_discord_overflow.py).
 """
 
 from __future__ import annotations
@@ -136,57 +136,6 @@ async def test_three_conversations_stream_at_once_in_one_channel(
         assert len(users) == 3  # channel_user: one Voiceflow user per person
 
 
-async def test_a_long_answer_overflows_into_balanced_parts(discord_world: DiscordWorld) -> None:
-    w = discord_world
-    await w.mention("something long please")
-    source = long_answer()
-    await w.wait_settled("3000", turns=2)
-    parts = _parts_complete(w, source)
-    assert parts is not None, [m.content for m in w.bot_messages("3000")]
-    assert len(parts) >= 3
-    for part in parts:
-        assert 0 < len(part.content) <= 2000
-        assert is_balanced(part.content), part.content[-200:]
-        assert part.components == []
-    assert w.fake.count_429 == 0
-
-
-def _parts_complete(world: DiscordWorld, source: str) -> list[FakeMessage] | None:
-    """The bot messages after the greeting that rebuild ``source`` exactly, or None."""
-    messages = [m for m in world.bot_messages("3000") if not m.embeds and m.content]
-    for start in range(len(messages)):
-        if rebuilds([m.content for m in messages[start:]], source):
-            return messages[start:]
-    return None
-
-
-def rebuilds(contents: list[str], source: str) -> bool:
-    """Whether the parts are consecutive slices of ``source`` covering all of it, once each,
-    allowing only a fence reopened at the start and a fence closed at the end of a part."""
-    pos = 0
-    for content in contents:
-        body = next((b for b in _bodies(content) if source.startswith(b, pos)), None)
-        if body is None:
-            return False
-        pos += len(body)
-    return pos == len(source)
-
-
-def _bodies(content: str) -> list[str]:
-    """What a part's source slice may be: the content without a reopened/closed fence."""
-    heads = [content]
-    first, _, rest = content.partition("\n")
-    if first.startswith(("```", "~~~")):
-        heads.append(rest)
-    bodies = []
-    for head in heads:
-        bodies.append(head)
-        for closer in ("\n```", "```", "\n~~~", "~~~"):
-            if head.endswith(closer):
-                bodies.append(head[: -len(closer)])
-    return sorted(bodies, key=len, reverse=True)
-
-
 async def test_stop_cancels_the_voiceflow_request(discord_world_factory: WorldFactory) -> None:
     async with discord_world_factory(token_delay_s=0.02) as w:
         await w.mention("something long please")
@@ -201,6 +150,7 @@ async def test_stop_cancels_the_voiceflow_request(discord_world_factory: WorldFa
         body = placeholder.content.removesuffix("⏹️ stopped").rstrip()
         assert is_balanced(body)
         assert long_answer().startswith(body.removesuffix("```").rstrip()[:200])
+        assert w.fake.count_429 == 0
 
 
 async def _streaming_message(world: DiscordWorld, channel_id: str) -> FakeMessage:
@@ -250,3 +200,4 @@ async def test_llm_output_never_pings(discord_world: DiscordWorld) -> None:
         assert mentions["parse"] == []
         assert not mentions.get("users") and not mentions.get("roles")
         assert not mentions.get("replied_user")
+    assert w.fake.count_429 == 0

@@ -311,16 +311,26 @@ class FakeDiscord(InteractionRoutes):
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         times: int = 1,
+        after: int = 0,
+        commit: bool = False,
     ) -> None:
         """Answer the next `times` requests whose path (after /api/v10) fully matches
-        `route_pattern` (method "*" = any) with `status`. A 429 without `body` gets Discord's
-        rate-limit body (retry_after 0.05 s); `headers` are sent as given (add `Via` or not)."""
+        `route_pattern` (method "*" = any) with `status`, once `after` of them went through.
+        A 429 without `body` gets Discord's rate-limit body (retry_after 0.05 s); `headers` are
+        sent as given (add `Via` or not). With `commit` the request is applied first (message
+        created or edited, rate limits counted) and only its response is the fault: the
+        "committed, then 5xx" case in which a client retry repeats a write that happened."""
         if body is None and status == 429:
             body = {"message": "You are being rate limited.", "retry_after": 0.05, "global": False}
         elif body is None:
             body = FormError(status, 0, f"{status}: injected fault").body
         reply = Reply(status, body, dict(headers or {}))
-        self._faults.append(Fault(method.upper(), re.compile(route_pattern), reply, times))
+        pattern = re.compile(route_pattern)
+        self._faults.append(Fault(method.upper(), pattern, reply, times, after, commit))
+
+    def clear_faults(self) -> None:
+        """Stop every injected fault: later requests are served normally."""
+        self._faults.clear()
 
     async def drop_gateway(self, *, code: int = 4000) -> None:
         """Close the websocket with `code`; discord.py reconnects and RESUMEs (events dispatched

@@ -117,11 +117,16 @@ class Fault:
     pattern: re.Pattern[str]
     reply: Reply
     times: int
+    after: int = 0  # matching requests let through before the fault starts
+    commit: bool = False  # apply the request, then answer with the fault anyway
 
     def matches(self, method: str, path: str) -> bool:
         if self.times <= 0 or self.method not in ("*", method):
             return False
         return self.pattern.fullmatch(path) is not None
+
+    def response(self) -> Reply:
+        return Reply(self.reply.status, self.reply.body, dict(self.reply.headers))
 
 
 def unknown_message() -> FormError:
@@ -202,10 +207,23 @@ class RestCore:
             return Reply(404, {"message": "404: Not Found", "code": 0})
         if not route.is_webhook and request.headers.get("Authorization") != f"Bot {self.token}":
             return Reply(401, {"message": "401: Unauthorized", "code": 0})
+        fault = self._take_fault(call)
+        if fault is not None and not fault.commit:
+            return fault.response()
+        reply = self._limited_or_handled(route, call, now)
+        # A committed fault: the write happened, only its answer is lost (a retry repeats it).
+        return reply if fault is None else fault.response()
+
+    def _take_fault(self, call: Call) -> Fault | None:
         fault = next((f for f in self._faults if f.matches(call.method, call.path)), None)
+        if fault is not None and fault.after > 0:
+            fault.after -= 1
+            return None
         if fault is not None:
             fault.times -= 1
-            return Reply(fault.reply.status, fault.reply.body, dict(fault.reply.headers))
+        return fault
+
+    def _limited_or_handled(self, route: Route, call: Call, now: float) -> Reply:
         if self._rate_limits and not route.is_webhook and not self._global.take(now):
             headers, body = too_many(self._global.reset_after(now), is_global=True)
             return Reply(429, body, headers)

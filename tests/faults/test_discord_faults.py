@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from core.recovery import StoreJournal
+from core.simulator.agent import ScriptedAgent
 from tests.e2e import discord_fixtures
-from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory
+from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory, strip_cursor
+from tests.fakes.discord import Recorded
 from tests.faults.invariants import (
     ANSWERS,
     CHECKED,
@@ -28,6 +31,7 @@ discord_world_factory = discord_fixtures.discord_world_factory
 
 DM, OTHER, LOCKED = "5000", "3001", "3000"
 EDIT_IN_DM = r"/channels/5000/messages/\d+"
+UNAVAILABLE = {"message": "503: Service Unavailable", "code": 0}
 RATE_LIMITED = {"message": "You are being rate limited.", "retry_after": 0.1, "global": False}
 
 
@@ -76,8 +80,7 @@ async def test_a_global_429_holds_every_channel_and_loses_nothing(world: Discord
 
 async def test_5xx_on_edits_loses_nothing(world: DiscordWorld) -> None:
     w = world
-    body = {"message": "503: Service Unavailable", "code": 0}
-    w.fake.inject("PATCH", EDIT_IN_DM, status=503, body=body, times=4)
+    w.fake.inject("PATCH", EDIT_IN_DM, status=503, body=UNAVAILABLE, times=4)
     fault("discord 503 on edits")
     await answer_both(w)
 
@@ -147,3 +150,91 @@ async def test_an_answer_whose_final_edit_landed_before_a_kill_stays_complete(
     assert await world.bridge.store.inflight("discord") == []
     assert done.content == expected and len(done.edits) == edits  # not touched
     CHECKED.add(expected)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_a_placeholder_created_then_answered_5xx_is_shown_once(
+    world: DiscordWorld, status: int
+) -> None:
+    w = world
+    # Discord created the message but failed its answer; the same POST is sent again (by
+    # discord.py for a 500, by our writer for a 503, which discord.py does not retry).
+    w.fake.inject("POST", rf"/channels/{DM}/messages", status=status, commit=True)
+    fault(f"discord {status} after creating the placeholder")
+    await answer_both(w)
+    first, retry, *_ = [r for r in w.message_requests(DM) if r.method == "POST"]
+    assert (first.status, retry.status) == (status, 200)
+    assert first.json["nonce"] == retry.json["nonce"] and retry.json["enforce_nonce"] is True
+    (answer,) = discord_answer(w, DM)  # the nonce made the retry return the same message
+    assert answer.content == ANSWERS["medium question"] and answer.nonce == first.json["nonce"]
+    assert w.fake.count_429 == 0
+
+
+async def test_edits_that_keep_failing_post_only_the_unseen_rest(world: DiscordWorld) -> None:
+    w = world
+    full = ANSWERS["medium question"]
+    # The first edit shows some text; every edit after it fails until the rest was posted.
+    w.fake.inject("PATCH", EDIT_IN_DM, status=503, body=UNAVAILABLE, after=1, times=10_000)
+    fault("discord 503 on every edit after the first")
+    await w.dm("medium question")
+    await w.mention("second conversation", channel_id=OTHER)
+    kept = await _rest_posted_after_an_outage(w, full)
+    assert full.startswith(kept) and len(kept) > 0
+    await wait_discord(w, OTHER, ANSWERS["second conversation"])
+
+
+async def test_edits_failing_inside_bold_end_the_message_before_the_marker(
+    world: DiscordWorld,
+) -> None:
+    w = world
+    # ~1 s of plain words after the bold: long enough for the pacer to give up editing.
+    chunks = ["Intro. **bold words ", "more bold", "** and then "]
+    chunks += [f"plain{i} " for i in range(100)] + ["the end."]
+    w.simulator.agent = ScriptedAgent(
+        launch=[], texts={"bold question": _streamed(chunks)}, requests={}, default=None
+    )
+    # Voiceflow pauses after the first chunk: the first edit shows "Intro. **bold words**"
+    # (the interim view closes the bold), and every later edit fails.
+    w.simulator.faults.stall_after_events, w.simulator.faults.stall_s = 4, 0.4  # flow, block,
+    w.fake.inject("PATCH", EDIT_IN_DM, status=503, body=UNAVAILABLE, after=1, times=10_000)
+    fault("discord 503 on every edit after one that closed an inline marker")
+    await w.dm("bold question")
+    kept = await _rest_posted_after_an_outage(w, "".join(chunks))
+    assert kept == "Intro. "  # not "Intro. **bold words**": that closer is not in the answer
+
+
+async def _rest_posted_after_an_outage(w: DiscordWorld, full: str) -> str:
+    """Once the rest was posted, edits recover; returns what the abandoned placeholder keeps.
+
+    The new messages carry exactly the text the placeholder does not show, nothing is doubled
+    and nothing is left with a cursor or a Stop control.
+    """
+    await w.fake.wait_until(lambda: len(_created(w, DM)) >= 2, 30)
+    w.fake.clear_faults()  # Discord recovers: the abandoned message can lose its cursor
+    placeholder, *rest = await wait_discord(w, DM, full)
+    seen = strip_cursor(next(r for r in _edits(w, DM) if r.status == 200).json["content"])
+    posted = [r.json["content"] for r in _created(w, DM)[1:]]
+    kept = placeholder.content
+    # What it showed, or that cut before an inline marker its interim view had to close.
+    assert kept == seen or (seen.startswith(kept) and seen[len(kept) :][:1] in "*_~|`")
+    assert "".join(posted) == full[len(kept) :]  # exactly the text it does not show
+    assert [m.content for m in rest] == posted
+    assert kept + "".join(posted) == full  # once each, in order
+    assert sum(r.status == 503 for r in _edits(w, DM)) >= 3  # the pacer gave up editing
+    assert not any(m.components for m in [placeholder, *rest])
+    assert w.fake.count_429 == 0
+    return kept
+
+
+def _streamed(chunks: list[str]) -> list[dict[str, Any]]:
+    """One completion sent as exactly these content chunks."""
+    states = [{"state": "start"}, *({"state": "content", "content": c} for c in chunks)]
+    return [{"type": "completion", "payload": p} for p in [*states, {"state": "end"}]]
+
+
+def _created(world: DiscordWorld, channel_id: str) -> list[Recorded]:
+    return [r for r in world.message_requests(channel_id) if r.method == "POST" and r.status == 200]
+
+
+def _edits(world: DiscordWorld, channel_id: str) -> list[Recorded]:
+    return [r for r in world.message_requests(channel_id) if r.method == "PATCH"]
