@@ -18,6 +18,7 @@ from bench.lower_bound import (
     schedule_cost,
     shared_bound,
 )
+from bench.online import even_pacer, even_pacer_writes
 from tests.fakes.discord_limits import FixedWindow
 
 
@@ -145,3 +146,19 @@ def test_shared_bound_is_below_joint_brute_force() -> None:
     )
     assert bound.mean_lag_s * (one.total + two.total) <= best + 1e-9
     assert bound.mean_lag_s > 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_ideal_even_pacer_is_feasible_and_never_beats_the_bound(seed: int) -> None:
+    arrivals = random_arrivals(random.Random(seed), chunks=60, span=9.0, step=0.05)
+    writes = even_pacer_writes(arrivals, limit=5, window_s=5.0)
+    assert strictly_feasible(writes, 5, 5.0) and writes[-1] >= arrivals.last
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(writes[:-1]))  # even
+    bound = fixed_window_bound(arrivals, limit=5, window_s=5.0, grid_s=0.05)
+    assert even_pacer(arrivals, limit=5, window_s=5.0) >= bound.mean_lag_s
+
+
+def test_the_ideal_even_pacer_lags_half_its_spacing_on_a_steady_stream() -> None:
+    times = tuple(0.005 + 0.01 * i for i in range(2000))  # 20 s, one char every 10 ms
+    arrivals = Arrivals(0.0, times, tuple(1 for _ in times))
+    assert even_pacer(arrivals, limit=5, window_s=5.0) == pytest.approx(0.5, abs=0.02)
