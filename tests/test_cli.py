@@ -88,14 +88,19 @@ async def simulator_process(environ: dict[str, str]) -> AsyncIterator[str]:
         record((line + rest).decode(errors="replace"))
 
 
-async def test_piped_chat_against_a_simulator_process(
-    simulator_process: str, environ: dict[str, str]
-) -> None:
-    environ |= {
-        "VOICEFLOW_API_URL": simulator_process,
+def simulated(url: str) -> dict[str, str]:
+    """The variables that point vf-bridge at a simulator process."""
+    return {
+        "VOICEFLOW_API_URL": url,
         "VOICEFLOW_API_KEY": SIMULATOR_API_KEY,
         "VOICEFLOW_PROJECT_ID": SIMULATOR_PROJECT_ID,
     }
+
+
+async def test_piped_chat_against_a_simulator_process(
+    simulator_process: str, environ: dict[str, str]
+) -> None:
+    environ |= simulated(simulator_process)
     code, out, _ = await run(["chat"], environ, b"hello\nbuttons\n1\n")
     assert code == 0
     welcome = out.index("Hi! I'm the voiceflow-bridge simulator")
@@ -109,11 +114,7 @@ async def test_piped_chat_against_a_simulator_process(
 async def test_run_without_platforms_opens_the_chat(
     simulator_process: str, environ: dict[str, str]
 ) -> None:
-    environ |= {
-        "VOICEFLOW_API_URL": simulator_process,
-        "VOICEFLOW_API_KEY": SIMULATOR_API_KEY,
-        "VOICEFLOW_PROJECT_ID": SIMULATOR_PROJECT_ID,
-    }
+    environ |= simulated(simulator_process)
     code, out, err = await run(["run"], environ, b"hello\n")
     assert code == 0, err
     assert "No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat." in out

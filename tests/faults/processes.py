@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.faults.invariants import fault_agent
 from tests.faults.outputs import record
@@ -85,6 +86,16 @@ def base_env(tmp_path: Path, simulator: Simulator, **extra: str) -> dict[str, st
         "LOG_LEVEL": "INFO",
         **extra,
     }
+
+
+def discord_env(tmp_path: Path, simulator: Simulator, fake: FakeDiscord) -> dict[str, str]:
+    return base_env(
+        tmp_path,
+        simulator,
+        DISCORD_TOKEN=fake.token,
+        DISCORD_API_URL=fake.api_url,
+        DISCORD_GATEWAY_URL=fake.gateway_url,
+    )
 
 
 def slack_env(tmp_path: Path, simulator: Simulator, fake: FakeSlack) -> dict[str, str]:

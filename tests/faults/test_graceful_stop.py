@@ -15,7 +15,7 @@ from core.store import open_store
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.faults.invariants import ANSWERS, CHECKED, INTERRUPTED, fault, slack_hanging
-from tests.faults.processes import STARTUP_S, Child, base_env, child, slack_env, slow_simulator
+from tests.faults.processes import STARTUP_S, Child, child, discord_env, slack_env, slow_simulator
 
 __all__ = ["slow_simulator"]  # a fixture this module uses
 
@@ -51,13 +51,7 @@ async def test_sigterm_mid_stream_on_discord_ends_the_answer(
     tmp_path: Path, slow_simulator: Simulator
 ) -> None:
     async with FakeDiscord(limit=5, window_s=1.0) as fake:
-        env = base_env(
-            tmp_path,
-            slow_simulator,
-            DISCORD_TOKEN=fake.token,
-            DISCORD_API_URL=fake.api_url,
-            DISCORD_GATEWAY_URL=fake.gateway_url,
-        )
+        env = discord_env(tmp_path, slow_simulator, fake)
         async with child(env, tmp_path) as running:
             await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
             await fake.send_message(QUESTION, channel_id="5000")

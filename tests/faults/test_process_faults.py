@@ -29,7 +29,7 @@ from tests.faults.invariants import (
     interim_source,
     slack_hanging,
 )
-from tests.faults.processes import STARTUP_S, base_env, child, slack_env, slow_simulator
+from tests.faults.processes import STARTUP_S, child, discord_env, slack_env, slow_simulator
 
 __all__ = ["slow_simulator"]  # a fixture this module uses
 
@@ -47,13 +47,7 @@ async def test_kill_9_mid_stream_on_discord_is_finalized_at_the_next_start(
     tmp_path: Path, slow_simulator: Simulator
 ) -> None:
     async with FakeDiscord(limit=5, window_s=1.0) as fake:
-        env = base_env(
-            tmp_path,
-            slow_simulator,
-            DISCORD_TOKEN=fake.token,
-            DISCORD_API_URL=fake.api_url,
-            DISCORD_GATEWAY_URL=fake.gateway_url,
-        )
+        env = discord_env(tmp_path, slow_simulator, fake)
         async with child(env, tmp_path) as first:
             await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
             await fake.send_message(QUESTION, channel_id="5000")
