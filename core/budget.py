@@ -27,6 +27,11 @@ A :class:`RateBudget` is a sliding window of ``limit`` requests per ``window_s``
   ``Reset-After``) is trusted when it says a *new* window has opened: slots settled before it
   opened belong to the old window and stop counting (Discord's windows are fixed: they reset
   whole, they do not slide), so a final edit right after a window turned over goes at once;
+* cues give way to demand: while more streams are open (:meth:`RateBudget.expect`) than the
+  budget takes in one window, each of them still owes at least one write, and a cue (a
+  placeholder, a typing indicator) would push some answer's text further back — so no cue is
+  granted until the open streams fit again (for Discord's global 50 per second: 500 answers
+  at once are posted whole instead of as placeholders followed by final edits);
 * a budget may have a ``parent`` (Discord's global 50 requests per second above every
   channel's bucket): a slot is granted only when both have one, and settles or refunds both;
 * time comes from the event loop, so tests may drive it with a fake loop clock.
@@ -55,6 +60,8 @@ log = logging.getLogger(__name__)
 UNSETTLED_MAX_S = 60.0
 #: Float slack when comparing window edges.
 _EPS = 1e-9
+#: How often a cue held back by demand looks again (demand may fall in a parent budget).
+CUE_RECHECK_S = 0.25
 
 Weight = Callable[[], float]
 
@@ -110,6 +117,7 @@ class RateBudget:
         self._parent = parent
         self._parent_slots: dict[float, list[float]] = {}
         self._last_response = -math.inf  # when :meth:`observe` last saw a platform response
+        self._open_streams = 0  # streams that still owe at least one write (:meth:`expect`)
         self._window_resets_at = -math.inf  # when the platform said its window resets
 
     # -- queries -------------------------------------------------------------------------
@@ -160,7 +168,19 @@ class RateBudget:
         """Whether :meth:`acquire` would grant a slot at once (nobody queued ahead)."""
         rank = Rank.CUE if cue else Rank.FINAL if final else Rank.INTERIM
         ahead = any(waiter.rank <= rank for waiter in self._queue)
-        return not ahead and self.delay(final=rank is not Rank.INTERIM) == 0.0
+        if ahead or (cue and self._cues_held_back()):
+            return False
+        return self.delay(final=rank is not Rank.INTERIM) == 0.0
+
+    def _cues_held_back(self) -> bool:
+        if self._open_streams > self.limit:
+            return True
+        return self._parent is not None and self._parent._cues_held_back()
+
+    def expect(self, streams: int) -> None:
+        """``streams`` more (or, negative, fewer) open streams will each write at least once."""
+        self._open_streams = max(0, self._open_streams + streams)
+        self._wake()
 
     # -- spending ------------------------------------------------------------------------
     async def acquire(
@@ -179,6 +199,8 @@ class RateBudget:
             while True:
                 head = min(self._queue, key=_Waiter.key)
                 wait = self.delay(final=rank is not Rank.INTERIM) if head is me else None
+                if wait == 0.0 and rank is Rank.CUE and self._cues_held_back():
+                    wait = CUE_RECHECK_S
                 if wait == 0.0:
                     break
                 if head is not me:

@@ -66,8 +66,12 @@ class PacedMessage:
         unit: Literal["word", "sentence"] = "word",
         cursor: str = CURSOR,
         journal: Journal | None = None,
+        demand: RateBudget | None = None,
     ) -> None:
         self._writer = writer
+        self._demand = demand  # told this stream is open until its final write is done
+        if demand is not None:
+            demand.expect(1)
         self._journal = journal
         self._edit_budget = edit_budget
         self._post_budget = post_budget
@@ -129,6 +133,9 @@ class PacedMessage:
         except Exception:  # the pump must never die silently with text unshown
             log.exception("streamed message failed; posting what remains")
             await self._post_remainder(self._outcome or Outcome.INTERRUPTED)
+        finally:
+            if self._demand is not None:
+                self._demand.expect(-1)
 
     async def _wait_for_news(self) -> None:
         """New text, the end, or the retry timer after a failed edit — whichever comes first.

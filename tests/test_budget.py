@@ -230,3 +230,18 @@ async def test_an_unsettled_slot_of_the_old_window_keeps_counting() -> None:
     assert in_flight in budget._pending
     budget.settle(await budget.acquire(final=True))
     assert budget.delay(final=True) > 0.0
+
+
+async def test_cues_wait_while_more_streams_are_open_than_a_window_takes() -> None:
+    parent = RateBudget(3, 1.0, reserve=0)
+    child = RateBudget(5, 5.0, reserve=0, parent=parent)
+    parent.expect(4)  # four open streams each owe a write: a placeholder would delay one
+    assert not child.has_capacity(cue=True) and child.has_capacity(final=True)
+    cue = asyncio.create_task(child.acquire(cue=True))
+    final = await child.acquire(final=True)  # finals are not held back
+    await asyncio.sleep(0.3)
+    assert not cue.done()
+    parent.expect(-1)  # one stream finished: three fit in a window again
+    await asyncio.wait_for(cue, 2.0)
+    assert child.spent == 2 and parent.spent == 2
+    child.settle(final)

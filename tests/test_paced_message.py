@@ -215,3 +215,21 @@ async def test_a_message_abandoned_inside_bold_ends_before_the_marker() -> None:
     await GuardedStream(paced, live).finish()
     assert platform.visible() == ["Intro. ", "**bold words more bold** and plain."]
     assert "".join(platform.visible()) == first + rest
+
+
+async def test_with_more_streams_open_than_a_window_takes_the_answer_is_posted_whole() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    shared = RateBudget(2, 1.0, reserve=0)  # a global limit: 2 requests a second
+    shared.expect(2)  # two other streams are open and each owes a write
+    message = PacedMessage(
+        RecordingWriter(platform),
+        edit_budget=RateBudget(5, WINDOW_S, parent=shared),
+        post_budget=RateBudget(5, WINDOW_S, parent=shared),
+        stop_id="s1",
+        demand=shared,
+    )
+    text = await stream(message, words(30))
+    await message.finish()
+    assert [r.kind for r in platform.requests] == ["post"]  # no placeholder, no edits
+    assert platform.visible() == [text]
+    assert shared._open_streams == 2  # this one is done

@@ -74,6 +74,7 @@ class DiscordRenderer:
             stop_id=stop_id,
             unit=self._unit,
             journal=self._journal,
+            demand=budgets.global_,
         )
         self.streams.append(stream)
         return GuardedStream(stream, live)
