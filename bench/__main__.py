@@ -35,7 +35,11 @@ def _run_jobs(jobs: list[Job], workers: int) -> list[JobResult]:
     if not jobs:
         return []
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    # A fresh process per job: discord.py keeps state at class level (endpoints, locks), and a
+    # job that inherits the last one's can stall (seen: llmcord at 500 streams, 0 answers).
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, max_tasks_per_child=1
+    ) as pool:
         return list(pool.map(run_job, jobs))
 
 

@@ -157,7 +157,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         DISCORD_STRATEGIES,
         "discord-global",
         DISCORD_FAKE,
-        timeout_s=200.0,
+        timeout_s=120.0,
     ),
 )
 
