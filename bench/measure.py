@@ -109,11 +109,16 @@ def answer_result(
         visible=visible,
         first_visible_s=first - start,
         mean_lag_s=float(np.mean(lags)) if lags.size else math.inf,
-        p95_lag_s=float(np.percentile(lags, 95)) if lags.size else math.inf,
+        p95_lag_s=_p95(lags),
         writes=log.writes,
         edits=log.edits,
         exact=exact and bool(np.all(np.isfinite(lags))),
     )
+
+
+def _p95(lags: np.ndarray) -> float:
+    """The 95th percentile; inf when any character never became visible (a wrong answer)."""
+    return float(np.percentile(lags, 95)) if lags.size and np.all(np.isfinite(lags)) else math.inf
 
 
 def _char_lags(

@@ -10,7 +10,7 @@ import numpy as np
 
 from bench.harness import JobResult
 from bench.lower_bound import Arrivals, Bound
-from bench.measure import _char_lags
+from bench.measure import _char_lags, _p95
 
 __all__ = ["Row", "chart", "table"]
 
@@ -38,7 +38,7 @@ class Row:
             r.strategy,
             f"{np.mean(first):.2f} / {np.max(first):.2f}",
             f"{mean:.2f}",
-            f"{np.percentile(lags, 95):.2f}",
+            f"{_p95(lags):.2f}",
             f"{bound:.2f}",
             f"{mean / bound:.2f}×" if bound > 0 else "–",
             f"{np.mean([a.edits for a in r.answers]):.1f}",
