@@ -13,32 +13,17 @@ cost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bench.lower_bound import Arrivals, schedule_cost
+from tests.fakes.discord_limits import FixedWindow
 
 __all__ = ["even_pacer", "even_pacer_writes"]
 
 
-@dataclass
-class _Window:
-    """A fixed window: opens at the first write after the previous one ended."""
-
-    limit: int
-    window_s: float
-    opened: float = float("-inf")
-    used: int = 0
-
-    def free_at(self, t: float, *, keep: int) -> float:
-        """The earliest time from ``t`` at which a write leaves ``keep`` slots unused."""
-        if t >= self.opened + self.window_s or self.used < self.limit - keep:
-            return t
-        return self.opened + self.window_s
-
-    def spend(self, t: float) -> None:
-        if t >= self.opened + self.window_s:
-            self.opened, self.used = t, 0
-        self.used += 1
+def _free_at(window: FixedWindow, t: float, *, keep: int) -> float:
+    """The earliest time from ``t`` at which a write leaves ``keep`` slots of ``window`` unused."""
+    if window.opened is None or t >= window.opened + window.window_s:
+        return t
+    return t if window.used < window.limit - keep else window.opened + window.window_s
 
 
 def even_pacer(arrivals: Arrivals, *, limit: int, window_s: float) -> float:
@@ -50,21 +35,22 @@ def even_pacer(arrivals: Arrivals, *, limit: int, window_s: float) -> float:
 def even_pacer_writes(arrivals: Arrivals, *, limit: int, window_s: float) -> list[float]:
     """The write times of the ideal even pacer (see the module docstring)."""
     spacing = window_s / limit
-    window = _Window(limit, window_s)
+    window = FixedWindow(limit, window_s)  # the fake Discord's own bucket model
     times, end = arrivals.times, arrivals.last
     writes: list[float] = []
     shown = 0  # arrivals covered by the writes so far
     while shown < len(times):
         earliest = max(times[shown], writes[-1] + spacing if writes else times[shown])
         if earliest >= end:  # the answer has ended: the final write, unspaced, any slot
-            t = window.free_at(max(end, times[shown]), keep=0)
+            t = _free_at(window, max(end, times[shown]), keep=0)
         else:  # an interim write leaves the last slot of its window for the final one,
-            t = window.free_at(earliest, keep=1)  # unless the window ends within a spacing
-            if t > earliest and window.opened + window_s - earliest <= spacing:
-                t = window.free_at(earliest, keep=0)
+            t = _free_at(window, earliest, keep=1)  # unless the window ends within a spacing
+            if t > earliest and t - earliest <= spacing:  # t is then the window's end
+                t = _free_at(window, earliest, keep=0)
             if t >= end:
-                t = window.free_at(end, keep=0)
-        window.spend(t)
+                t = _free_at(window, end, keep=0)
+        taken = window.take(t)
+        assert taken, t  # _free_at chose a time the window admits
         writes.append(t)
         while shown < len(times) and times[shown] <= t:
             shown += 1

@@ -40,6 +40,7 @@ __all__ = [
     "INTERIM_DECORATION_MAX_CHARS",
     "MIN_MAX_CHARS",
     "Part",
+    "fence_closer",
     "find_open_fence",
     "interim_text",
     "open_marker_start",
@@ -152,6 +153,12 @@ def find_open_fence(text: str) -> str | None:
     """Info string ("" when bare) of a code fence still open at the end of ``text``, else None."""
     fence = _open_fence_at_end(text)
     return None if fence is None else fence.info
+
+
+def fence_closer(text: str) -> str:
+    """The line that closes a code fence ``text`` leaves open, or "" (a note after an answer
+    must not end up inside its code block)."""
+    return "\n```" if find_open_fence(text) is not None else ""
 
 
 # --------------------------------------------------------------------------- split_text

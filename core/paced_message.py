@@ -29,7 +29,14 @@ from core.errors import (
     PlatformError,
     PlatformRateLimitedError,
 )
-from core.markdown import Part, find_open_fence, interim_text, open_marker_start, split_text
+from core.markdown import (
+    Part,
+    fence_closer,
+    find_open_fence,
+    interim_text,
+    open_marker_start,
+    split_text,
+)
 from core.platform import Journal, MessageWriter, Outcome
 
 __all__ = ["CURSOR", "HEADROOM_CHARS", "PacedMessage", "split_limit"]
@@ -426,7 +433,7 @@ def _with_note(parts: list[Part], note: str) -> list[Part]:
     if not parts:
         return [Part(note, "", "")]
     last = parts[-1]
-    closer = "\n```" if find_open_fence(last.rendered) is not None else ""
+    closer = fence_closer(last.rendered)
     return [*parts[:-1], Part(last.body, last.prefix, f"{last.suffix}{closer}\n\n{note}")]
 
 

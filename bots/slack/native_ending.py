@@ -17,15 +17,10 @@ from dataclasses import dataclass
 from bots.slack.api import SlackApi
 from bots.slack.mentions import neutralize_broadcasts
 from core.errors import StreamExpiredError
-from core.markdown import find_open_fence
+from core.markdown import fence_closer
 from core.platform import Outcome
 
-__all__ = ["NativeEnd", "ending", "fence_closer", "finalize_native", "pinned_text"]
-
-
-def fence_closer(text: str) -> str:
-    """The line closing a code fence ``text`` leaves open, or "" (a note must not be code)."""
-    return "\n```" if find_open_fence(text) is not None else ""
+__all__ = ["NativeEnd", "ending", "finalize_native", "pinned_text"]
 
 
 def ending(text: str, note: str) -> str:

@@ -34,10 +34,10 @@ from bots.slack.api import NATIVE_UNAVAILABLE, SlackApi, slack_error_code
 from bots.slack.budgets import WorkspaceBudgets
 from bots.slack.journal import SlackJournal
 from bots.slack.mentions import OPEN_MENTION, neutralize_broadcasts
-from bots.slack.native_ending import NativeEnd, ending, fence_closer, pinned_text
+from bots.slack.native_ending import NativeEnd, ending, pinned_text
 from bots.slack.place import SlackPlace
 from core.errors import PlatformError, PlatformRateLimitedError, StreamExpiredError
-from core.markdown import MIN_MAX_CHARS, find_open_fence, split_text
+from core.markdown import MIN_MAX_CHARS, fence_closer, find_open_fence, split_text
 from core.platform import Outcome, StreamedMessage
 
 __all__ = ["NativeSwitch", "SlackNativeStream"]
