@@ -76,6 +76,7 @@ class SlackWebApi:
         self.native_streaming = native_streaming
         self.stream_max_age_s = stream_max_age_s
         self.stream_max_chars = stream_max_chars
+        self.update_max_chars = UPDATE_MAX_CHARS  # lower it to make Slack count stricter
         self.rate_limits = rate_limits
         self.post_per_s_per_channel = post_per_s_per_channel
         self.post_burst = post_burst
@@ -265,7 +266,9 @@ class SlackWebApi:
 
     def _update(self, args: dict[str, Any], now: float) -> dict[str, Any]:
         msg = self._message(args)
-        check_content(args, text_max=UPDATE_MAX_CHARS)
+        check_content(args, text_max=self.update_max_chars)
+        if len(str(args.get("markdown_text") or "")) > self.update_max_chars:
+            raise SlackError("msg_too_long")
         before = message_json(msg, self.team_id)
         if args.get("markdown_text") is not None:
             msg.markdown_text, msg.text = args["markdown_text"], ""

@@ -97,8 +97,9 @@ async def test_ratelimited_on_append_is_waited_out(world: SlackWorld) -> None:
 async def test_msg_too_long_on_every_update_posts_the_rest_and_releases_the_placeholder(
     world: SlackWorld,
 ) -> None:
+    """Slack counts stricter than we do: every update past 300 characters is refused."""
     w = world
-    w.fake.inject("chat.update", error="msg_too_long", times=20)
+    w.fake.update_max_chars = 300
     fault("slack msg_too_long")
     await w.dm(QUESTION)
     await second_conversation_works(w)
