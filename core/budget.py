@@ -48,7 +48,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 __all__ = ["UNSETTLED_MAX_S", "Rank", "RateBudget", "Weight"]
@@ -79,7 +79,7 @@ class _Waiter:
     rank: Rank
     weight: Weight | None
     order: int
-    event: asyncio.Event = field(default_factory=asyncio.Event)
+    granted: asyncio.Future[float]  # the slot, set by :meth:`RateBudget._dispatch`
 
     def key(self) -> tuple[int, float, int]:
         weight = self.weight() if self.rank is Rank.INTERIM and self.weight else 0.0
@@ -112,6 +112,8 @@ class RateBudget:
         self._pending: list[float] = []  # granted, not yet settled or refunded (grant order)
         self._blocked_until = 0.0
         self._queue: list[_Waiter] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the last acquire
+        self._timer: asyncio.TimerHandle | None = None  # looks again when the head may go
         self._order = itertools.count()
         self.spent = 0
         self._parent = parent
@@ -180,7 +182,7 @@ class RateBudget:
     def expect(self, streams: int) -> None:
         """``streams`` more (or, negative, fewer) open streams will each write at least once."""
         self._open_streams = max(0, self._open_streams + streams)
-        self._wake()
+        self._dispatch()
 
     # -- spending ------------------------------------------------------------------------
     async def acquire(
@@ -193,27 +195,19 @@ class RateBudget:
         Cancelling the wait spends nothing.
         """
         rank = Rank.CUE if cue else Rank.FINAL if final else Rank.INTERIM
-        me = _Waiter(rank, weight, next(self._order))
+        self._loop = asyncio.get_running_loop()
+        me = _Waiter(rank, weight, next(self._order), self._loop.create_future())
         self._queue.append(me)
+        self._dispatch()
         try:
-            while True:
-                head = min(self._queue, key=_Waiter.key)
-                wait = self.delay(final=rank is not Rank.INTERIM) if head is me else None
-                if wait == 0.0 and rank is Rank.CUE and self._cues_held_back():
-                    wait = CUE_RECHECK_S
-                if wait == 0.0:
-                    break
-                if head is not me:
-                    head.event.set()  # weights change while waiting: the head may have moved
-                me.event.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(me.event.wait(), wait)
-        finally:
-            self._queue.remove(me)
-            self._wake()
-        slot = self._clock()
-        self._pending.append(slot)
-        self.spent += 1
+            slot = await me.granted
+        except BaseException:
+            if me in self._queue:
+                self._queue.remove(me)
+            elif me.granted.done() and not me.granted.cancelled():
+                self._take_back(me.granted.result())  # granted as the cancel came: unspent
+            self._dispatch()
+            raise
         if self._parent is not None:
             try:
                 parent_slot = await self._parent.acquire(final=final, cue=cue, weight=weight)
@@ -243,7 +237,7 @@ class RateBudget:
         if (parent_slot := self._pop_parent_slot(slot)) is not None:
             assert self._parent is not None
             self._parent.settle(parent_slot)
-        self._wake()
+        self._dispatch()
 
     @contextlib.asynccontextmanager
     async def slot(self, *, final: bool = False) -> AsyncIterator[float]:
@@ -263,7 +257,13 @@ class RateBudget:
             return  # settled already, or given up on
         self._pending.remove(slot)
         self.spent -= 1
-        self._wake()
+        self._dispatch()
+
+    def _take_back(self, slot: float) -> None:
+        """A slot :meth:`_dispatch` granted to a waiter that was cancelled before taking it."""
+        if slot in self._pending:
+            self._pending.remove(slot)
+            self.spent -= 1
 
     def _pop_parent_slot(self, slot: float) -> float | None:
         parent_slots = self._parent_slots.get(slot)
@@ -296,7 +296,7 @@ class RateBudget:
             # pretend they were sent so that the window frees exactly at its reset.
             while len(self._sent) + len(self._pending) < used:
                 self._sent.appendleft(now + reset_after_s - self.window_s)
-        self._wake()
+        self._dispatch()
 
     def _turn_over(self, resets_at: float) -> None:
         """Forget settled slots of a window the platform says has been replaced by a new one.
@@ -320,7 +320,7 @@ class RateBudget:
     def block_for(self, seconds: float) -> None:
         """After a 429: nothing goes to this destination for ``seconds``."""
         self._blocked_until = max(self._blocked_until, self._clock() + seconds)
-        self._wake()
+        self._dispatch()
 
     def _expire(self, now: float) -> None:
         while self._sent and self._sent[0] + self.window_s <= now:
@@ -329,7 +329,31 @@ class RateBudget:
             log.warning("a %s slot was never settled; it stops counting", self.name or "budget")
             self._pop_parent_slot(self._pending.pop(0))
 
-    def _wake(self) -> None:
-        """Let the head waiter look again (only the head may take a slot)."""
-        if self._queue:
-            min(self._queue, key=_Waiter.key).event.set()
+    def _dispatch(self) -> None:
+        """Hand slots to waiters, best first, for as long as the window lets them go now.
+
+        Every grant happens here, synchronously, whenever the window may have changed: a slot
+        that frees goes straight to the next waiter, and twenty freed at once go to twenty
+        waiters in one pass — not one per trip through a busy event loop. When the best waiter
+        must wait, one timer per budget looks again when it may go.
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._queue:
+            return
+        for head in sorted(self._queue, key=_Waiter.key):
+            if head.granted.done():  # cancelled: its acquire removes it
+                continue
+            wait = self.delay(final=head.rank is not Rank.INTERIM)
+            if wait == 0.0 and head.rank is Rank.CUE and self._cues_held_back():
+                wait = CUE_RECHECK_S
+            if wait > 0.0:
+                assert self._loop is not None
+                self._timer = self._loop.call_later(wait, self._dispatch)
+                return
+            self._queue.remove(head)
+            slot = self._clock()
+            self._pending.append(slot)
+            self.spent += 1
+            head.granted.set_result(slot)
