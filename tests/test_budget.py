@@ -245,3 +245,24 @@ async def test_cues_wait_while_more_streams_are_open_than_a_window_takes() -> No
     await asyncio.wait_for(cue, 2.0)
     assert child.spent == 2 and parent.spent == 2
     child.settle(final)
+
+
+async def test_slots_that_free_together_go_to_as_many_waiters_in_one_pass() -> None:
+    """Under load a slot per event-loop trip would starve the window; one pass grants all."""
+    budget = RateBudget(20, 0.1, reserve=0)
+    for _ in range(20):
+        budget.settle(await budget.acquire(final=True))
+    spent_when_granted: list[int] = []
+
+    async def write() -> None:
+        await budget.acquire(final=True)
+        spent_when_granted.append(budget.spent)
+
+    tasks = [asyncio.create_task(write()) for _ in range(30)]
+    await asyncio.wait(tasks, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.sleep(0)
+    assert spent_when_granted[:20] == [40] * 20  # the whole freed window, before any ran
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert budget.spent == 40 and not budget._queue  # the cancelled ten spent nothing
