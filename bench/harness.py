@@ -17,15 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.measure import (
-    AnswerResult,
-    MessageLog,
-    answer_result,
-    discord_logs,
-    merge,
-    slack_logs,
-)
-from bench.replay import ReplayAgent, timed_turns
+from bench.measure import AnswerResult, MessageLog, answer_result, merge
+from bench.servers import Collected
 from bench.streams import make_timeline
 from bench.worlds import World, open_world, rss_bytes
 
@@ -78,14 +71,15 @@ def run_job(job: Job) -> JobResult:
 
 
 async def _run(job: Job) -> JobResult:
-    timelines = {a.key: make_timeline(a.seed, a.chars, key=a.key) for a in job.answers}
-    agent = ReplayAgent(timelines)
+    texts = {a.key: make_timeline(a.seed, a.chars, key=a.key).text for a in job.answers}
+    seeds = [(a.key, a.seed, a.chars) for a in job.answers]
     result = JobResult(job.scenario, job.platform, job.strategy)
-    with timed_turns(agent), tempfile.TemporaryDirectory() as tmp:
-        async with open_world(job.platform, job.strategy, agent, Path(tmp), job.fake_options) as w:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with open_world(job.platform, job.strategy, seeds, Path(tmp), job.fake_options) as w:
             places = await _drive(job, w, result)
-            result.answers = _answers(job, w, places)
-            result.count_429 = int(w.fake.count_429)
+            collected: Collected = await w.servers.call("collect")
+            result.answers = _answers(job, texts, collected, places)
+            result.count_429 = collected.count_429
             result.peak_live = w.peak_live
     result.chars = sum(a.chars for a in result.answers)
     return result
@@ -94,7 +88,7 @@ async def _run(job: Job) -> JobResult:
 async def _drive(job: Job, world: World, result: JobResult) -> dict[str, Any]:
     places: dict[str, Any] = {}
     rss0, peak = rss_bytes(), [rss_bytes()]
-    cpu0, server0, began = time.process_time(), world.servers.cpu_s(), time.monotonic()
+    cpu0, began = time.process_time(), time.monotonic()
 
     async def sample() -> None:
         while True:
@@ -114,7 +108,7 @@ async def _drive(job: Job, world: World, result: JobResult) -> dict[str, Any]:
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
     result.wall_s = time.monotonic() - began
-    result.bridge_cpu_s = (time.process_time() - cpu0) - (world.servers.cpu_s() - server0)
+    result.bridge_cpu_s = time.process_time() - cpu0  # the fakes run in another process
     result.rss_per_stream = (peak[0] - rss0) / max(1, world.peak_live)
     return places
 
@@ -122,14 +116,14 @@ async def _drive(job: Job, world: World, result: JobResult) -> dict[str, Any]:
 _DECORATION = re.compile(r"^(```|~~~)[^\n]*\n|(\n```)?( ▌| ⚪| \.\.\. ✍️)?$")
 
 
-def _discord_answers(world: World, texts: dict[str, str]) -> dict[str, MessageLog]:
+def _discord_answers(logs: dict[str, MessageLog], texts: dict[str, str]) -> dict[str, MessageLog]:
     """Each bot message goes to the answer whose text contains its final body, in order.
 
     Content, not object identity: any strategy (and any wrapper the renderer puts around its
     stream) is attributed the same way. Answers are unique (each opens with its own title).
     """
     found: dict[str, list[tuple[int, MessageLog]]] = {}
-    for log in discord_logs(world.fake.requests, world.fake.messages).values():
+    for log in logs.values():
         body = _DECORATION.sub("", log.events[-1][2])[:400]
         if len(body) < 2:
             continue
@@ -142,16 +136,16 @@ def _discord_answers(world: World, texts: dict[str, str]) -> dict[str, MessageLo
             for key, logs in found.items()}  # fmt: skip
 
 
-def _answers(job: Job, world: World, places: dict[str, Any]) -> list[AnswerResult]:
-    texts = {key: t.text for key, t in world.agent.timelines.items()}
-    if world.platform == "discord":
-        per_answer = _discord_answers(world, texts)
+def _answers(
+    job: Job, texts: dict[str, str], collected: Collected, places: dict[str, Any]
+) -> list[AnswerResult]:
+    if job.platform == "discord":
+        per_answer = _discord_answers(collected.logs, texts)
     else:
-        slack = slack_logs(world.fake.calls)
-        per_answer = {key: slack.get(tuple(place)) for key, place in places.items()}
+        per_answer = {key: collected.logs.get(tuple(place)) for key, place in places.items()}
     results = []
     for spec in job.answers:
-        recorded = world.agent.recorded.get(spec.key)
+        recorded = collected.recorded.get(spec.key)
         log = per_answer.get(spec.key)
         if recorded is None or log is None:
             raise RuntimeError(f"answer {spec.key}: nothing recorded ({job.strategy})")
