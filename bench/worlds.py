@@ -10,6 +10,7 @@ own ``MessageWriter`` — and every streamed message is wrapped to be counted an
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import resource
@@ -86,9 +87,22 @@ class World:
             self.changed.clear()
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"{len(self.finished)} of {count} answers finished")
+                raise TimeoutError(
+                    f"{len(self.finished)} of {count} answers finished; waiting: {_waiting()}"
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), left)
+
+
+def _waiting() -> str:
+    """Where the pending tasks wait, the most common places first: what a stalled job blames."""
+    places: collections.Counter[str] = collections.Counter()
+    for task in asyncio.all_tasks():
+        frames = task.get_stack()
+        if frames:
+            frame = frames[-1]
+            places[f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"] += 1
+    return ", ".join(f"{n} × {place}" for place, n in places.most_common(6))
 
 
 def rss_bytes() -> int:

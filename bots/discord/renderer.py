@@ -14,7 +14,13 @@ import aiohttp
 import discord
 
 from bots.discord.components import card_messages, choice_views, image_embed
-from bots.discord.writer import DISCORD_MAX_CHARS, Destination, DiscordWriter, ReplyTo
+from bots.discord.writer import (
+    DISCORD_MAX_CHARS,
+    Destination,
+    DiscordWriter,
+    ReplyTo,
+    uncancelled,
+)
 from core.errors import PlatformRateLimitedError
 from core.live_messages import GuardedStream, LiveMessages
 from core.markdown import split_text
@@ -58,7 +64,7 @@ class DiscordRenderer:
             return
         slot = await budget.acquire(cue=True)  # granted at once: has_capacity said so
         try:
-            await self._dest.channel.typing()
+            await uncancelled(self._dest.channel.typing())  # the relay stops it mid-request
         except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             log.debug("typing cue failed in channel %s: %s", self._dest.channel_id, exc)
         finally:

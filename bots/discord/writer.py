@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -26,9 +27,18 @@ from core.errors import (
     PlatformRateLimitedError,
 )
 
-__all__ = ["DISCORD_MAX_CHARS", "NO_MENTIONS", "Destination", "DiscordWriter", "ReplyTo"]
+__all__ = [
+    "DISCORD_MAX_CHARS",
+    "NO_MENTIONS",
+    "Destination",
+    "DiscordWriter",
+    "ReplyTo",
+    "uncancelled",
+]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DISCORD_MAX_CHARS = 2000
 #: LLM output never pings (SPEC §5): sent explicitly on every create and edit, because Discord
@@ -46,6 +56,25 @@ UNKNOWN_MESSAGE = 10008
 MISSING_ACCESS = 50001
 INVALID_FORM_BODY = 50035
 REPLY_NEEDS_HISTORY = 160002
+
+
+async def uncancelled(request: Awaitable[T]) -> T:
+    """Await a discord.py request so that cancelling the caller never cancels the request.
+
+    discord.py sleeps out a global 429 inside the request with its global lock cleared and sets
+    the lock again after the sleep. A request cancelled during that sleep leaves it cleared, and
+    every later request of the bot, in every channel, waits on it forever — seen in the bench:
+    a typing cue stopped by the answer's first output stalled 499 of 500 answers. The caller
+    still sees the cancellation at once; the request finishes on its own, its outcome dropped.
+    """
+    task = asyncio.ensure_future(request)
+    task.add_done_callback(_drop_outcome)
+    return await asyncio.shield(task)
+
+
+def _drop_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned request's failure is nobody's to report
 
 
 @dataclass
@@ -103,17 +132,19 @@ class DiscordWriter:
     async def edit(self, message_id: str, text: str, *, stop_id: str | None) -> None:
         message = self._dest.channel.get_partial_message(int(message_id))
         with self._translated("edit a message"):
-            await message.edit(
-                content=text,
-                view=stop_view(stop_id) if stop_id else None,
-                allowed_mentions=NO_MENTIONS,
+            await uncancelled(
+                message.edit(
+                    content=text,
+                    view=stop_view(stop_id) if stop_id else None,
+                    allowed_mentions=NO_MENTIONS,
+                )
             )
 
     async def delete(self, message_id: str) -> None:
         message = self._dest.channel.get_partial_message(int(message_id))
         try:
             with self._translated("delete a message"):
-                await message.delete()
+                await uncancelled(message.delete())
         except MessageGoneError:
             pass  # already gone is what we wanted
 
@@ -163,20 +194,24 @@ class DiscordWriter:
         embeds, reference = list(message.embeds), message.reference
         with self._translated("send a message"):
             if message.view is None:  # discord.py's overloads take a view only when not None
-                return await self._dest.channel.send(
+                return await uncancelled(
+                    self._dest.channel.send(
+                        message.content,
+                        embeds=embeds,
+                        allowed_mentions=NO_MENTIONS,
+                        nonce=nonce,
+                        reference=reference,  # type: ignore[arg-type]
+                    )
+                )
+            return await uncancelled(
+                self._dest.channel.send(
                     message.content,
                     embeds=embeds,
+                    view=message.view,
                     allowed_mentions=NO_MENTIONS,
                     nonce=nonce,
                     reference=reference,  # type: ignore[arg-type]
                 )
-            return await self._dest.channel.send(
-                message.content,
-                embeds=embeds,
-                view=message.view,
-                allowed_mentions=NO_MENTIONS,
-                nonce=nonce,
-                reference=reference,  # type: ignore[arg-type]
             )
 
     @contextmanager

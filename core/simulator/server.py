@@ -55,6 +55,9 @@ SIMULATOR_API_KEY = "VF.DM.000000000000000000000000.simulator"
 SIMULATOR_PROJECT_ID = "000000000000000000000000"
 ENDED_TEXT = "(conversation ended — send launch)"
 SHUTDOWN_TIMEOUT_S = 1.0
+#: Pending connections the listening socket holds (aiohttp defaults to 128): hundreds of
+#: conversations opening streams at once must queue, not overflow into SYN retries.
+LISTEN_BACKLOG = 1024
 _ENVIRONMENT = re.compile(r"^(development|production|[0-9a-fA-F]{24})$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -124,7 +127,7 @@ class Simulator:
             access_log=None,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=LISTEN_BACKLOG)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         self.url = f"http://{self.host}:{self.port}"

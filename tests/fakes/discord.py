@@ -24,6 +24,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.fakes import LISTEN_BACKLOG
 from tests.fakes import discord_guild as world
 from tests.fakes.discord_gateway import FakeGateway
 from tests.fakes.discord_interactions import InteractionRoutes
@@ -85,7 +86,7 @@ class FakeDiscord(InteractionRoutes):
         app.router.add_route("*", "/api/{tail:.*}", self.serve)
         self._runner = web.AppRunner(app, shutdown_timeout=2.0, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=LISTEN_BACKLOG)
         await site.start()
         port = self._runner.addresses[0][1]
         self.api_url = f"http://127.0.0.1:{port}/api/v10"

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from tests.fakes import LISTEN_BACKLOG
 from tests.fakes.slack_acks import (
     SOCKET_RETRY_REASON,
     AckDeadlines,
@@ -131,7 +132,7 @@ class FakeSlack(SlackHttpEvents, SlackWebApi):
         app.router.add_post("/response/{n}", self._handle_response_url)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=LISTEN_BACKLOG)
         await site.start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}/"

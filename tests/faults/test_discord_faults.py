@@ -78,6 +78,22 @@ async def test_a_global_429_holds_every_channel_and_loses_nothing(world: Discord
     assert w.fake.count_429 >= 3
 
 
+async def test_a_global_429_on_the_typing_cue_cut_short_by_the_answer_stalls_nothing(
+    world: DiscordWorld,
+) -> None:
+    """discord.py clears its global lock, sleeps ``retry_after``, then sets the lock again; the
+    relay stops the typing cue at the turn's first output, which may come during that sleep.
+    Cancelling the request there would leave the lock cleared, and every later request of the
+    bot, in every channel, waiting on it forever."""
+    w = world
+    body = {**RATE_LIMITED, "retry_after": 1.0, "global": True}
+    headers = {"Via": "1.1 google", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"}
+    w.fake.inject("POST", rf"/channels/{DM}/typing", status=429, body=body, headers=headers)
+    fault("discord global 429 on the typing cue")
+    await answer_both(w)
+    assert w.fake.count_429 == 1
+
+
 async def test_5xx_on_edits_loses_nothing(world: DiscordWorld) -> None:
     w = world
     w.fake.inject("PATCH", EDIT_IN_DM, status=503, body=UNAVAILABLE, times=4)
