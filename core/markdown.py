@@ -1,4 +1,5 @@
-"""Markdown-aware splitting and interim rendering of a streamed answer (SPEC §5).
+"""Markdown-aware splitting of a streamed answer into messages (SPEC §5), and the block
+structure (code fences) that core.interim reads as well.
 
 :func:`split_text` cuts an answer into parts that fit one platform message each. Every body is
 an exact slice of the source; the only additions are a fence reopened at the start of a part
@@ -13,13 +14,10 @@ an exact slice of the source; the only additions are a fence reopened at the sta
   for the same reason a part that is split off uses at most ``max_chars - FENCE_RESERVE_CHARS``
   characters before its closing fence.
 
-:func:`interim_text` renders the still-growing tail for an interim edit: a half-typed word (or
-sentence) waits, half-typed mentions/links/fence markers are held back, and open fences and
-inline markers are closed, adding at most ``INTERIM_DECORATION_MAX_CHARS``.
-
 Streaming use: call ``split_text(text, limit - INTERIM_DECORATION_MAX_CHARS)`` with the same
 limit on every edit and at the end (stability holds per limit); send ``rendered`` for every part
-but the last, and ``interim_text(last.prefix + last.body)`` for the last one while streaming.
+but the last, and :func:`core.interim.interim_text` of ``last.prefix + last.body`` for the last
+one while streaming.
 
 Block structure (fences, the last paragraph) comes from markdown-it-py, parsed once per call.
 """
@@ -31,7 +29,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
 
 from markdown_it import MarkdownIt
 
@@ -39,15 +36,19 @@ __all__ = [
     "FENCE_RESERVE_CHARS",
     "INTERIM_DECORATION_MAX_CHARS",
     "MIN_MAX_CHARS",
+    "SPACE_RUN",
+    "Fence",
     "Part",
+    "block_parser",
     "fence_closer",
     "find_open_fence",
-    "interim_text",
-    "open_marker_start",
+    "line_starts",
+    "md_line_count",
+    "open_fence_at_end",
     "split_text",
 ]
 
-#: Upper bound of what :func:`interim_text` appends (closing fence or inline markers).
+#: Upper bound of what :func:`core.interim.interim_text` appends (closing fence or inline markers).
 INTERIM_DECORATION_MAX_CHARS = 12
 #: Room kept for a closing fence once a part may involve one ("\n" + indent + marker).
 FENCE_RESERVE_CHARS = 12
@@ -58,7 +59,7 @@ MIN_FILL_RATIO = 0.5
 
 _FENCE, _PARAGRAPH, _LINE, _SENTENCE, _WORD = 4, 3, 2, 1, 0
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_SPACE_RUN = re.compile(r"[ \t\n\r\f\v]+")
+SPACE_RUN = re.compile(r"[ \t\n\r\f\v]+")
 _NON_BLANK = re.compile(r"[^ \t\r\n]")
 _SENTENCE_END = ".!?"
 _QUOTE_CLOSERS = ")]\"'”’*_`"
@@ -82,7 +83,7 @@ class Part:
 
 
 @dataclass(frozen=True)
-class _Fence:
+class Fence:
     open_at: int  # start of the opener line
     body_at: int  # start of the line after the opener
     close_at: int | None  # start of the closer line; None while unclosed
@@ -97,23 +98,23 @@ class _Fence:
 
 
 @cache
-def _parser() -> MarkdownIt:
+def block_parser() -> MarkdownIt:
     # Block structure only: inline parsing would cost most of the time and is not needed.
     return MarkdownIt("commonmark").disable("inline")
 
 
-def _line_starts(text: str) -> list[int]:
+def line_starts(text: str) -> list[int]:
     return [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
 
 
-def _md_line_count(text: str, starts: list[int]) -> int:
+def md_line_count(text: str, starts: list[int]) -> int:
     """Lines as markdown-it counts them (a final line break opens no new line)."""
     return bisect.bisect_left(starts, len(text)) if text else 0
 
 
-def _fences(text: str, starts: list[int]) -> list[_Fence]:
-    fences: list[_Fence] = []
-    for tok in _parser().parse(text):
+def _fences(text: str, starts: list[int]) -> list[Fence]:
+    fences: list[Fence] = []
+    for tok in block_parser().parse(text):
         if tok.type != "fence" or tok.map is None:
             continue
         first, last = tok.map
@@ -125,7 +126,7 @@ def _fences(text: str, starts: list[int]) -> list[_Fence]:
             content_lines = 0
         is_closed = last - first - 1 - content_lines == 1
         fences.append(
-            _Fence(
+            Fence(
                 open_at=starts[first],
                 body_at=line_end,
                 close_at=starts[last - 1] if is_closed else None,
@@ -138,9 +139,9 @@ def _fences(text: str, starts: list[int]) -> list[_Fence]:
     return fences
 
 
-def _open_fence_at_end(text: str, fences: list[_Fence] | None = None) -> _Fence | None:
+def open_fence_at_end(text: str, fences: list[Fence] | None = None) -> Fence | None:
     if fences is None:
-        fences = _fences(text, _line_starts(text))
+        fences = _fences(text, line_starts(text))
     if not fences:
         return None
     last = fences[-1]
@@ -151,7 +152,7 @@ def _open_fence_at_end(text: str, fences: list[_Fence] | None = None) -> _Fence 
 
 def find_open_fence(text: str) -> str | None:
     """Info string ("" when bare) of a code fence still open at the end of ``text``, else None."""
-    fence = _open_fence_at_end(text)
+    fence = open_fence_at_end(text)
     return None if fence is None else fence.info
 
 
@@ -170,7 +171,7 @@ class _Splitter:
     def __init__(self, text: str, max_chars: int) -> None:
         self.text = text
         self.max_chars = max_chars
-        self.starts = _line_starts(text)
+        self.starts = line_starts(text)
         self.fences = _fences(text, self.starts)
         self.body_starts = [f.body_at for f in self.fences]
         self.openers = {f.open_at: f for f in self.fences}
@@ -189,7 +190,7 @@ class _Splitter:
             pos = end
         return parts
 
-    def _reopen(self, fence: _Fence | None) -> str:
+    def _reopen(self, fence: Fence | None) -> str:
         if fence is None:
             return ""
         full = f"{fence.closer}{fence.info}\n"
@@ -202,20 +203,20 @@ class _Splitter:
         reserve = FENCE_RESERVE_CHARS if fenceish else 0
         return len(prefix) + len(text) - pos + reserve <= self.max_chars
 
-    def _last_suffix(self, pos: int, fence: _Fence | None, prefix: str) -> str:
-        tail = _open_fence_at_end(self.text, self.fences)
+    def _last_suffix(self, pos: int, fence: Fence | None, prefix: str) -> str:
+        tail = open_fence_at_end(self.text, self.fences)
         if tail is None or (tail.open_at < pos and fence is None):
             return ""
         suffix = self._suffix(len(self.text), tail)
         fits = len(prefix) + len(self.text) - pos + len(suffix) <= self.max_chars
         return suffix if fits else ""
 
-    def _suffix(self, end: int, fence: _Fence | None) -> str:
+    def _suffix(self, end: int, fence: Fence | None) -> str:
         if fence is None:
             return ""
         return fence.closer if self.text[end - 1] in "\r\n" else "\n" + fence.closer
 
-    def _inside(self, s: int, lim: int) -> _Fence | None:
+    def _inside(self, s: int, lim: int) -> Fence | None:
         """The fence whose code ``s`` lies in, as seen from ``text[:lim]`` alone."""
         i = bisect.bisect_right(self.body_starts, s) - 1
         if i < 0:
@@ -234,7 +235,7 @@ class _Splitter:
     def _is_terminated(self, line: int, lim: int) -> bool:
         return line + 1 < len(self.starts) and self.starts[line + 1] < lim
 
-    def _code_end(self, f: _Fence, lim: int) -> int | None:
+    def _code_end(self, f: Fence, lim: int) -> int | None:
         """Where ``f``'s code ends if ``text[:lim]`` settles it: its closer line, or (unclosed,
         in a container) its end once the next non-blank line is complete; else None."""
         if f.close_at is not None:  # end_at is where the line after the closer starts
@@ -245,12 +246,12 @@ class _Splitter:
         line = bisect.bisect_right(self.starts, deciding.start()) - 1
         return f.end_at if self._is_terminated(line, lim) else None
 
-    def _choose(self, pos: int, prefix: str) -> tuple[int, _Fence | None]:
+    def _choose(self, pos: int, prefix: str) -> tuple[int, Fence | None]:
         window = self.max_chars - len(prefix) - FENCE_RESERVE_CHARS
         lim = pos + window + 1  # text[:lim] has arrived whenever the remainder does not fit
         best: dict[int, int] = {}
-        open_before: _Fence | None = None
-        for m in _SPACE_RUN.finditer(self.text, pos, lim):
+        open_before: Fence | None = None
+        for m in SPACE_RUN.finditer(self.text, pos, lim):
             if m.start() == pos or m.end() >= lim:
                 continue
             found = self._candidate(m.start(), m.end(), lim)
@@ -271,12 +272,12 @@ class _Splitter:
             return self._hard_cut(pos, prefix, lim)
         return chosen, self._inside(chosen, lim)
 
-    def _fits_inside(self, pos: int, prefix: str, s: int, fence: _Fence, lim: int) -> bool:
+    def _fits_inside(self, pos: int, prefix: str, s: int, fence: Fence, lim: int) -> bool:
         if s == fence.body_at or (s == fence.close_at and self._code_end(fence, lim) == s):
             return False  # an empty reopened block, or a closer split from its fence
         return len(prefix) + s - pos + len(self._suffix(s, fence)) <= self.max_chars
 
-    def _candidate(self, a: int, b: int, lim: int) -> tuple[int, int, _Fence | None] | None:
+    def _candidate(self, a: int, b: int, lim: int) -> tuple[int, int, Fence | None] | None:
         """Boundary class, split offset and enclosing fence for the whitespace run a..b."""
         text = self.text
         run = text[a:b]
@@ -311,7 +312,7 @@ class _Splitter:
                 return best[cls]
         return best[max(best)] if best else None
 
-    def _hard_cut(self, pos: int, prefix: str, lim: int) -> tuple[int, _Fence | None]:
+    def _hard_cut(self, pos: int, prefix: str, lim: int) -> tuple[int, Fence | None]:
         s = lim - 1
         fence = self._inside(s, lim)
         if fence is not None:
@@ -354,150 +355,3 @@ def split_text(text: str, max_chars: int) -> list[Part]:
     if max_chars < MIN_MAX_CHARS:
         raise ValueError(f"max_chars must be at least {MIN_MAX_CHARS}, got {max_chars}")
     return _Splitter(text, max_chars).split()
-
-
-# --------------------------------------------------------------------------- interim_text
-
-_SENTENCE_CUT = re.compile(r"[.!?][)\]\"'”’*_~`|]*(?=\s|\Z)|\r\n|\r|\n")
-_HALF_FENCE_LINE = re.compile(r"(?:\A|(?<=[\r\n]))[ \t>]*(?:`{1,2}|~{1,2})\Z")
-_HALF_TOKEN = re.compile(
-    # Discord <@1 <@!1 <@&1 <#1 <:e:1 <a:e:1; Slack <@U1 <#C1|name <!here <https://x|label
-    r"<(?:[@#][!&]?\w*|a?:\w*(?::\d*)?|!\w*(?:\^\w*)?|[a-z][a-z0-9+.-]*(?::[^<>\s|]*)?)?"
-    r"(?:\|[^<>\r\n]*)?\Z"
-    r"|!?\[[^\[\]\r\n]{0,200}(?:\](?:\([^()\s]*)?)?\Z"  # [label  [label]  [label](http...
-)
-
-
-def interim_text(text: str, *, unit: Literal["word", "sentence"] = "word") -> str:
-    """What to show of a still-growing tail: a markdown-safe prefix of ``text``.
-
-    Cuts back to the last word boundary (``unit="word"``) or sentence end (``"sentence"``),
-    holds back half-typed mentions, links and fence markers, then closes an open code fence or
-    unclosed inline markers (``**``, ``__``, ``~~``, ``||``, ``*``, ``_``, inline code) of the
-    last paragraph. Appends at most ``INTERIM_DECORATION_MAX_CHARS`` characters.
-    """
-    cut = _cut_to_boundary(text, unit)
-    half_fence = _HALF_FENCE_LINE.search(cut)
-    if half_fence is not None:
-        cut = cut[: half_fence.start()]
-    fence = _open_fence_at_end(cut)
-    if fence is not None:
-        cut = cut.rstrip(" \t")  # indentation of a line not typed yet
-        closer = fence.closer if cut.endswith(("\n", "\r")) else "\n" + fence.closer
-        if len(closer) <= INTERIM_DECORATION_MAX_CHARS:
-            return cut + closer
-        return cut[: fence.open_at]
-    return _balance_last_paragraph(cut)
-
-
-def _cut_to_boundary(text: str, unit: Literal["word", "sentence"]) -> str:
-    if unit == "sentence":
-        ends = [m.end() for m in _SENTENCE_CUT.finditer(text)]
-        return text[: ends[-1]] if ends else ""
-    if not text or _SPACE_RUN.match(text, len(text) - 1):
-        return text
-    runs = [m.end() for m in _SPACE_RUN.finditer(text)]
-    return text[: runs[-1]] if runs else ""
-
-
-def _balance_last_paragraph(cut: str) -> str:
-    start = _last_paragraph_start(cut)
-    if start is None:
-        return cut
-    for _ in range(8):  # each hold-back shortens the text; a few rounds always suffice
-        m = _HALF_TOKEN.search(cut, start)
-        if m is None or _open_markers(cut[start : m.start()], in_code_only=True):
-            break
-        cut = cut[: m.start()]
-    body = cut[start:].rstrip()
-    markers = _open_markers(body)
-    is_trimmed = False
-    while markers and not body[markers[-1][1] + len(markers[-1][0]) :].strip():
-        body = body[: markers.pop()[1]].rstrip()  # a dangling opener waits instead
-        is_trimmed = True
-    if not markers:
-        return cut[:start] + body if is_trimmed else cut
-    closing = "".join(marker for marker, _ in reversed(markers))
-    if closing[0] == "`" and body.endswith("`"):
-        closing = " " + closing  # else the runs would merge and not close the code span
-    if len(closing) > INTERIM_DECORATION_MAX_CHARS:
-        return cut[: start + markers[0][1]]
-    return cut[:start] + body + closing
-
-
-def open_marker_start(text: str) -> int | None:
-    """Offset of the first inline marker that the last paragraph of ``text`` leaves open, or None.
-
-    A message that must end at ``text`` ends before that marker instead, so that the rest of
-    the answer, posted as a new message, starts with it and both stay valid markdown. An open
-    code fence gives None: it is closed at the end of one message and reopened in the next.
-    """
-    if _open_fence_at_end(text) is not None:
-        return None
-    start = _last_paragraph_start(text)
-    markers = [] if start is None else _open_markers(text[start:])
-    return None if start is None or not markers else start + markers[0][1]
-
-
-def _last_paragraph_start(cut: str) -> int | None:
-    """Offset of the block with inline content that reaches the end of ``cut``, if any."""
-    stripped = cut.rstrip()
-    if not stripped:
-        return None
-    starts = _line_starts(stripped)
-    inline = [t for t in _parser().parse(stripped) if t.type == "inline" and t.map]
-    if not inline or inline[-1].map is None:
-        return None
-    first, last = inline[-1].map
-    return starts[first] if last >= _md_line_count(stripped, starts) else None
-
-
-def _open_markers(s: str, *, in_code_only: bool = False) -> list[tuple[str, int]]:
-    """Unclosed inline markers of ``s`` as (marker, offset), innermost last."""
-    stack: list[tuple[str, int]] = []
-    code: tuple[str, int] | None = None
-    i = 0
-    while i < len(s):
-        ch = s[i]
-        if ch == "\\" and code is None:
-            i += 2
-            continue
-        if ch not in "`*_~|":
-            i += 1
-            continue
-        j = i
-        while j < len(s) and s[j] == ch:
-            j += 1
-        run = s[i:j]
-        if ch == "`":
-            if code is None:
-                code = (run, i)
-            elif code[0] == run:
-                code = None
-        elif code is None:
-            _toggle(stack, s, i, j)
-        i = j
-    if in_code_only:
-        return [code] if code else []
-    return [*stack, code] if code else stack
-
-
-def _toggle(stack: list[tuple[str, int]], s: str, i: int, j: int) -> None:
-    run = s[i:j]
-    before = s[i - 1] if i > 0 else " "
-    after = s[j] if j < len(s) else "x"  # a marker at the very end may open (and dangle)
-    can_open = not after.isspace()
-    can_close = not before.isspace()
-    if run[0] == "_":  # intraword underscores are never emphasis
-        can_open = can_open and not before.isalnum()
-        can_close = can_close and not after.isalnum()
-    if run[0] in "*_":
-        markers = {1: [run], 2: [run], 3: [run[0], run[:2]]}.get(len(run), [])
-    else:
-        markers = [run] if len(run) == 2 else []  # ~~strike~~, ||spoiler||
-    for marker in markers:
-        open_at = next((k for k, (m, _) in enumerate(stack) if m == marker), None)
-        if can_close and open_at is not None:
-            del stack[open_at]
-        elif can_open:
-            stack.append((marker, i))

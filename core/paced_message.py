@@ -29,14 +29,8 @@ from core.errors import (
     PlatformError,
     PlatformRateLimitedError,
 )
-from core.markdown import (
-    Part,
-    fence_closer,
-    find_open_fence,
-    interim_text,
-    open_marker_start,
-    split_text,
-)
+from core.interim import interim_text, open_marker_start
+from core.markdown import Part, fence_closer, find_open_fence, split_text
 from core.platform import Journal, MessageWriter, Outcome
 
 __all__ = ["CURSOR", "HEADROOM_CHARS", "PacedMessage", "split_limit"]

@@ -1,4 +1,4 @@
-"""core.markdown: exact, bounded, stable splitting and markdown-safe interim text."""
+"""Splitting (core.markdown) and interim text (core.interim): exact, bounded, stable, safe."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.interim import interim_text
 from core.markdown import (
     INTERIM_DECORATION_MAX_CHARS,
     MIN_MAX_CHARS,
     Part,
     find_open_fence,
-    interim_text,
     split_text,
 )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bots.slack.blocks import STOP_PREFIX
-from core.markdown import interim_text
+from core.interim import interim_text
 from core.platform import Outcome
 from core.simulator import Simulator
 from core.simulator.agent import ScriptedAgent, completion, expand_completions
