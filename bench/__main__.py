@@ -84,9 +84,14 @@ def _section(scenario: Scenario, results: list[JobResult]) -> tuple[str, str, li
     return scenario.name, note, rows, scenario
 
 
+def _ours(rows: list[Row]) -> Row | None:
+    """Our row, if it measured and has a bound."""
+    return next((r for r in rows if r.result.strategy == "ours" and r.bound), None)
+
+
 def _online_note(scenario: Scenario, rows: list[Row]) -> str:
     """For one Discord stream: where an ideal online pacer lands between the bound and us."""
-    ours = next((r for r in rows if r.result.strategy == "ours" and r.bound), None)
+    ours = _ours(rows)
     if scenario.bound != "discord-exact" or ours is None or ours.bound is None:
         return ""
     ideal = even_pacer(arrivals_of(ours.result.answers[0]), limit=DISCORD_LIMIT,
@@ -100,7 +105,7 @@ def _online_note(scenario: Scenario, rows: list[Row]) -> str:
 
 
 def _chart(scenario: Scenario, rows: list[Row]) -> None:
-    ours = next((r for r in rows if r.result.strategy == "ours" and r.bound), None)
+    ours = _ours(rows)
     if ours is None or not ours.result.answers:
         return
     arrivals = arrivals_of(ours.result.answers[0])

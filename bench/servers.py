@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -55,7 +54,6 @@ class Collected:
     logs: dict[Any, MessageLog]  # Discord: per message id; Slack: per (channel, thread_ts)
     count_429: int
     recorded: dict[str, Recorded]  # per answer key: when the simulator wrote each chunk
-    cpu_s: float  # the server process's CPU time
 
 
 @dataclass(frozen=True)
@@ -176,7 +174,6 @@ class _Handler:
         self._platform = platform
         self._agent = agent
         self._ts = iter(range(100, 10**6))
-        self._cpu0 = time.process_time()
 
     async def send(self, key: str, channel: str, author: str) -> tuple[str, str] | None:
         """A user asks for answer ``key``: a mention in Discord, an app_mention in Slack."""
@@ -205,5 +202,4 @@ class _Handler:
             logs: dict[Any, MessageLog] = dict(discord_logs(fake.requests, fake.messages))
         else:
             logs = dict(slack_logs(fake.calls))
-        cpu = time.process_time() - self._cpu0
-        return Collected(logs, int(fake.count_429), dict(self._agent.recorded), cpu)
+        return Collected(logs, int(fake.count_429), dict(self._agent.recorded))

@@ -51,7 +51,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-__all__ = ["UNSETTLED_MAX_S", "Rank", "RateBudget", "Weight"]
+__all__ = ["CUE_RECHECK_S", "UNSETTLED_MAX_S", "Rank", "RateBudget", "Weight"]
 
 log = logging.getLogger(__name__)
 
@@ -253,17 +253,17 @@ class RateBudget:
         if (parent_slot := self._pop_parent_slot(slot)) is not None:
             assert self._parent is not None
             self._parent.refund(parent_slot)
+        if self._take_back(slot):
+            self._dispatch()
+
+    def _take_back(self, slot: float) -> bool:
+        """Stop counting ``slot`` as spent, its parent's left alone (a refund, or a grant whose
+        waiter was cancelled before it took the slot); False if it no longer counted."""
         if slot not in self._pending:
-            return  # settled already, or given up on
+            return False  # settled already, or given up on
         self._pending.remove(slot)
         self.spent -= 1
-        self._dispatch()
-
-    def _take_back(self, slot: float) -> None:
-        """A slot :meth:`_dispatch` granted to a waiter that was cancelled before taking it."""
-        if slot in self._pending:
-            self._pending.remove(slot)
-            self.spent -= 1
+        return True
 
     def _pop_parent_slot(self, slot: float) -> float | None:
         parent_slots = self._parent_slots.get(slot)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from core.budget import RateBudget
+from core.budget import CUE_RECHECK_S, RateBudget
 
 
 class Clock:
@@ -239,7 +239,7 @@ async def test_cues_wait_while_more_streams_are_open_than_a_window_takes() -> No
     assert not child.has_capacity(cue=True) and child.has_capacity(final=True)
     cue = asyncio.create_task(child.acquire(cue=True))
     final = await child.acquire(final=True)  # finals are not held back
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(CUE_RECHECK_S * 1.2)  # past a recheck: still held back
     assert not cue.done()
     parent.expect(-1)  # one stream finished: three fit in a window again
     await asyncio.wait_for(cue, 2.0)
@@ -253,14 +253,16 @@ async def test_slots_that_free_together_go_to_as_many_waiters_in_one_pass() -> N
     for _ in range(20):
         budget.settle(await budget.acquire(final=True))
     spent_when_granted: list[int] = []
+    twenty_granted = asyncio.Event()
 
     async def write() -> None:
         await budget.acquire(final=True)
         spent_when_granted.append(budget.spent)
+        if len(spent_when_granted) == 20:
+            twenty_granted.set()
 
     tasks = [asyncio.create_task(write()) for _ in range(30)]
-    await asyncio.wait(tasks, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(twenty_granted.wait(), 1.0)
     assert spent_when_granted[:20] == [40] * 20  # the whole freed window, before any ran
     for task in tasks:
         task.cancel()

@@ -70,6 +70,19 @@ def scripted_agent() -> ScriptedAgent:
     return ScriptedAgent(launch=[], texts=texts, requests={}, default=None)
 
 
+def dm_event(text: str, *, ts: str, channel: str = DM, user: str = HUMAN_USER_ID) -> dict[str, Any]:
+    """A direct message to the bot as Slack delivers it."""
+    return {
+        "type": "message",
+        "channel_type": "im",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "team": TEAM,
+    }
+
+
 @dataclass
 class SlackWorld:
     fake: FakeSlack
@@ -136,17 +149,7 @@ class SlackWorld:
 
     async def dm(self, text: str, *, channel: str = DM, user: str = HUMAN_USER_ID) -> str:
         ts = self.next_ts()
-        await self.deliver(
-            {
-                "type": "message",
-                "channel_type": "im",
-                "user": user,
-                "text": text,
-                "ts": ts,
-                "channel": channel,
-                "team": TEAM,
-            }
-        )
+        await self.deliver(dm_event(text, ts=ts, channel=channel, user=user))
         return ts
 
     async def reply_in_thread(self, text: str, thread_ts: str, *, channel: str = CHANNEL) -> str:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from tests.e2e.slack_fixtures import DM as SLACK_DM
+from tests.e2e.slack_fixtures import dm_event
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.faults.invariants import fault_agent
@@ -25,6 +27,7 @@ from tests.faults.outputs import record
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_S = 30.0
+DISCORD_DM = "5000"
 
 
 class Child:
@@ -106,6 +109,18 @@ def slack_env(tmp_path: Path, simulator: Simulator, fake: FakeSlack) -> dict[str
         SLACK_APP_TOKEN=fake.app_token,
         SLACK_API_URL=fake.api_url,
     )
+
+
+async def ask_in_discord_dm(fake: FakeDiscord, question: str) -> None:
+    """Once the child's bot has logged in, a user asks ``question`` in the Discord DM."""
+    await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
+    await fake.send_message(question, channel_id=DISCORD_DM)
+
+
+async def ask_in_slack_dm(fake: FakeSlack, question: str) -> None:
+    """Once the child's bot has connected, a user asks ``question`` in the Slack DM."""
+    await fake.wait_until(lambda: fake.socket_connected, STARTUP_S)
+    await fake.send_event(dm_event(question, ts="1700000000.000100", channel=SLACK_DM))
 
 
 @pytest.fixture

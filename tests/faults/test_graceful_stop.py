@@ -15,7 +15,18 @@ from core.store import open_store
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.faults.invariants import ANSWERS, CHECKED, INTERRUPTED, fault, slack_hanging
-from tests.faults.processes import STARTUP_S, Child, child, discord_env, slack_env, slow_simulator
+from tests.faults.processes import (
+    DISCORD_DM,
+    SLACK_DM,
+    STARTUP_S,
+    Child,
+    ask_in_discord_dm,
+    ask_in_slack_dm,
+    child,
+    discord_env,
+    slack_env,
+    slow_simulator,
+)
 
 __all__ = ["slow_simulator"]  # a fixture this module uses
 
@@ -53,16 +64,15 @@ async def test_sigterm_mid_stream_on_discord_ends_the_answer(
     async with FakeDiscord(limit=5, window_s=1.0) as fake:
         env = discord_env(tmp_path, slow_simulator, fake)
         async with child(env, tmp_path) as running:
-            await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
-            await fake.send_message(QUESTION, channel_id="5000")
+            await ask_in_discord_dm(fake, QUESTION)
 
             def streaming() -> bool:
-                return any(len(m.edits) >= 2 for m in fake.channel_messages("5000"))
+                return any(len(m.edits) >= 2 for m in fake.channel_messages(DISCORD_DM))
 
             await fake.wait_until(streaming, STARTUP_S)
             await stop_gracefully(running)
         fault("SIGTERM mid-stream (Discord)")
-        [answer] = [m for m in fake.channel_messages("5000") if m.edits]
+        [answer] = [m for m in fake.channel_messages(DISCORD_DM) if m.edits]
         assert answer.components == []  # no Stop button left
         assert_ended(answer.content)
     await assert_nothing_in_flight(env, "discord")
@@ -74,26 +84,15 @@ async def test_sigterm_mid_stream_on_slack_ends_the_answer(
     async with FakeSlack() as fake:
         env = slack_env(tmp_path, slow_simulator, fake)
         async with child(env, tmp_path) as running:
-            await fake.wait_until(lambda: fake.socket_connected, STARTUP_S)
-            await fake.send_event(
-                {
-                    "type": "message",
-                    "channel_type": "im",
-                    "user": "UHUMAN",
-                    "text": QUESTION,
-                    "ts": "1700000000.000100",
-                    "channel": "D0001",
-                    "team": "T0001",
-                }
-            )
+            await ask_in_slack_dm(fake, QUESTION)
 
             def streaming() -> bool:
-                return any(len(m.history) >= 3 for m in fake.thread_messages("D0001", None))
+                return any(len(m.history) >= 3 for m in fake.thread_messages(SLACK_DM, None))
 
             await fake.wait_until(streaming, STARTUP_S)
             await stop_gracefully(running)
         fault("SIGTERM mid-stream (Slack)")
-        [answer] = fake.thread_messages("D0001", None)
+        [answer] = fake.thread_messages(SLACK_DM, None)
         assert not slack_hanging(answer)
         assert_ended(answer.visible_text)
     await assert_nothing_in_flight(env, "slack")

@@ -18,6 +18,7 @@ import pytest
 from core.simulator import Simulator
 from core.store import open_store
 from tests.e2e.discord_fixtures import CURSOR
+from tests.e2e.slack_fixtures import dm_event
 from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.slack import FakeMessage as SlackMessage
 from tests.fakes.slack import FakeSlack
@@ -29,7 +30,17 @@ from tests.faults.invariants import (
     interim_source,
     slack_hanging,
 )
-from tests.faults.processes import STARTUP_S, child, discord_env, slack_env, slow_simulator
+from tests.faults.processes import (
+    DISCORD_DM,
+    SLACK_DM,
+    STARTUP_S,
+    ask_in_discord_dm,
+    ask_in_slack_dm,
+    child,
+    discord_env,
+    slack_env,
+    slow_simulator,
+)
 
 __all__ = ["slow_simulator"]  # a fixture this module uses
 
@@ -37,7 +48,7 @@ QUESTION = "medium question"
 
 
 def discord_streaming(fake: FakeDiscord) -> FakeMessage | None:
-    for message in fake.channel_messages("5000"):
+    for message in fake.channel_messages(DISCORD_DM):
         if "vfs:" in str(message.components) and len(message.edits) >= 2:
             return message
     return None
@@ -49,8 +60,7 @@ async def test_kill_9_mid_stream_on_discord_is_finalized_at_the_next_start(
     async with FakeDiscord(limit=5, window_s=1.0) as fake:
         env = discord_env(tmp_path, slow_simulator, fake)
         async with child(env, tmp_path) as first:
-            await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
-            await fake.send_message(QUESTION, channel_id="5000")
+            await ask_in_discord_dm(fake, QUESTION)
             await fake.wait_until(lambda: discord_streaming(fake) is not None, STARTUP_S)
             assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
         fault("process kill -9 mid-stream (Discord)")
@@ -76,7 +86,7 @@ async def test_kill_9_mid_stream_on_discord_is_finalized_at_the_next_start(
 
 
 def slack_streaming(fake: FakeSlack) -> str | None:
-    for message in fake.thread_messages("D0001", None):
+    for message in fake.thread_messages(SLACK_DM, None):
         if slack_hanging(message) and len(message.history) >= 3:
             return message.ts
     return None
@@ -87,24 +97,14 @@ async def test_kill_9_mid_stream_on_slack_is_finalized_at_the_next_start(
 ) -> None:
     async with FakeSlack() as fake:
         env = slack_env(tmp_path, slow_simulator, fake)
-        dm = {
-            "type": "message",
-            "channel_type": "im",
-            "user": "UHUMAN",
-            "text": QUESTION,
-            "ts": "1700000000.000100",
-            "channel": "D0001",
-            "team": "T0001",
-        }
         async with child(env, tmp_path) as first:
-            await fake.wait_until(lambda: fake.socket_connected, STARTUP_S)
-            await fake.send_event(dm)
+            await ask_in_slack_dm(fake, QUESTION)
             await fake.wait_until(lambda: slack_streaming(fake) is not None, STARTUP_S)
             assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
         fault("process kill -9 mid-stream (Slack)")
         ts = slack_streaming(fake)
         assert ts is not None
-        doomed = fake.messages[("D0001", ts)]
+        doomed = fake.messages[(SLACK_DM, ts)]
         shown = doomed.visible_text.removesuffix(CURSOR).rstrip()
         shown_upto = interim_source(shown, ANSWERS[QUESTION])
         assert shown_upto is not None and shown != ANSWERS[QUESTION]
@@ -119,8 +119,11 @@ async def test_kill_9_mid_stream_on_slack_is_finalized_at_the_next_start(
             assert body_upto is not None and body_upto >= shown_upto
             assert not slack_hanging(doomed)
             CHECKED.add(body)
-            second_dm = {**dm, "user": "U0002", "channel": "D0002", "text": "second conversation"}
-            await fake.send_event({**second_dm, "ts": "1700000000.000200"})
+            await fake.send_event(
+                dm_event(
+                    "second conversation", user="U0002", channel="D0002", ts="1700000000.000200"
+                )
+            )
             expected = ANSWERS["second conversation"]
             await fake.wait_until(
                 lambda: any(
