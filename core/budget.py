@@ -31,7 +31,9 @@ A :class:`RateBudget` is a sliding window of ``limit`` requests per ``window_s``
   budget takes in one window, each of them still owes at least one write, and a cue (a
   placeholder, a typing indicator) would push some answer's text further back — so no cue is
   granted until the open streams fit again (for Discord's global 50 per second: 500 answers
-  at once are posted whole instead of as placeholders followed by final edits);
+  at once are posted whole instead of as placeholders followed by final edits); interim
+  writes give way the same once the open streams outnumber :data:`INTERIM_DEMAND_WINDOWS`
+  windows' worth of slots;
 * a budget may have a ``parent`` (Discord's global 50 requests per second above every
   channel's bucket): a slot is granted only when both have one, and settles or refunds both;
 * time comes from the event loop, so tests may drive it with a fake loop clock.
@@ -62,6 +64,9 @@ UNSETTLED_MAX_S = 60.0
 _EPS = 1e-9
 #: How often a cue held back by demand looks again (demand may fall in a parent budget).
 CUE_RECHECK_S = 0.25
+#: Interim writes give way once more streams are open than this many windows could give one
+#: write each: they would come too seldom to matter, and each pushes some answer's end back.
+INTERIM_DEMAND_WINDOWS = 2
 
 Weight = Callable[[], float]
 
@@ -170,14 +175,18 @@ class RateBudget:
         """Whether :meth:`acquire` would grant a slot at once (nobody queued ahead)."""
         rank = Rank.CUE if cue else Rank.FINAL if final else Rank.INTERIM
         ahead = any(waiter.rank <= rank for waiter in self._queue)
-        if ahead or (cue and self._cues_held_back()):
+        if ahead or self._held_back(rank):
             return False
         return self.delay(final=rank is not Rank.INTERIM) == 0.0
 
-    def _cues_held_back(self) -> bool:
-        if self._open_streams > self.limit:
+    def _held_back(self, rank: Rank) -> bool:
+        """Whether writes of ``rank`` give way to the open streams' demand (module docstring)."""
+        if rank is Rank.FINAL:
+            return False
+        streams = self.limit if rank is Rank.CUE else self.limit * INTERIM_DEMAND_WINDOWS
+        if self._open_streams > streams:
             return True
-        return self._parent is not None and self._parent._cues_held_back()
+        return self._parent is not None and self._parent._held_back(rank)
 
     def expect(self, streams: int) -> None:
         """``streams`` more (or, negative, fewer) open streams will each write at least once."""
@@ -346,14 +355,18 @@ class RateBudget:
             if head.granted.done():  # cancelled: its acquire removes it
                 continue
             wait = self.delay(final=head.rank is not Rank.INTERIM)
-            if wait == 0.0 and head.rank is Rank.CUE and self._cues_held_back():
+            if wait == 0.0 and self._held_back(head.rank):
                 wait = CUE_RECHECK_S
             if wait > 0.0:
                 assert self._loop is not None
                 self._timer = self._loop.call_later(wait, self._dispatch)
                 return
             self._queue.remove(head)
-            slot = self._clock()
-            self._pending.append(slot)
-            self.spent += 1
-            head.granted.set_result(slot)
+            head.granted.set_result(self._grant())
+
+    def _grant(self) -> float:
+        """Spend one slot now; returns it (its grant time)."""
+        slot = self._clock()
+        self._pending.append(slot)
+        self.spent += 1
+        return slot

@@ -247,6 +247,22 @@ async def test_cues_wait_while_more_streams_are_open_than_a_window_takes() -> No
     child.settle(final)
 
 
+async def test_interims_wait_while_the_open_streams_outnumber_two_windows() -> None:
+    parent = RateBudget(3, 0.1, reserve=0)  # interims spaced 33 ms apart
+    child = RateBudget(100, 1.0, reserve=0, parent=parent)  # and 10 ms
+    parent.expect(6)  # two windows' worth: interim writes still go (cues do not)
+    first = await asyncio.wait_for(child.acquire(), 1.0)
+    parent.expect(1)  # seven: an interim write would push some answer's end back
+    interim = asyncio.create_task(child.acquire())
+    await asyncio.sleep(CUE_RECHECK_S * 1.2)
+    assert not interim.done()
+    final = await child.acquire(final=True)  # finals are not held back
+    parent.expect(-1)
+    await asyncio.wait_for(interim, 2.0)
+    for slot in (first, final, interim.result()):
+        child.settle(slot)
+
+
 async def test_slots_that_free_together_go_to_as_many_waiters_in_one_pass() -> None:
     """Under load a slot per event-loop trip would starve the window; one pass grants all."""
     budget = RateBudget(20, 0.1, reserve=0)

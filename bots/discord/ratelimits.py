@@ -26,6 +26,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from core.budget import RateBudget
+from core.fixed_window import FixedWindowBudget
 
 __all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW_S", "ChannelBudgets", "Kind"]
 
@@ -40,6 +41,9 @@ WINDOW_MARGIN_S = 0.05
 #: Discord's global limit for a bot: 50 requests per second across every route.
 GLOBAL_LIMIT = 50
 GLOBAL_WINDOW_S = 1.0
+#: Added to the global window. Small: it is measured from a request's completion, already
+#: later than when Discord counted it.
+GLOBAL_MARGIN_S = 0.01
 #: Used when a 429 carries no usable Retry-After.
 FALLBACK_RETRY_AFTER_S = 1.0
 
@@ -49,6 +53,7 @@ Kind = Literal["post", "edit"]
 #: Routes whose requests already spend a global slot (typing), or that the global limit does not
 #: cover (interaction callbacks and webhooks, docs/discord.md §2).
 _OWN_BUDGETED = re.compile(r"/channels/\d+/typing/?$|/interactions/|/webhooks/")
+_TYPING = re.compile(r"/channels/\d+/typing/?$")
 _MESSAGE_ROUTE = re.compile(r"/channels/(?P<channel>\d+)/messages(?:/(?P<message>\d+))?/?$")
 
 
@@ -66,9 +71,11 @@ class ChannelBudgets:
         self._limit = limit
         self._window_s = window_s
         self._channels: dict[str, _Channel] = {}
-        #: Every request of the bot spends one slot here as well (reserve 0: finals go first).
-        self.global_ = RateBudget(
-            GLOBAL_LIMIT, GLOBAL_WINDOW_S + WINDOW_MARGIN_S, reserve=0, name="discord global"
+        #: Every request of the bot spends one slot here as well (finals go first). A fixed
+        #: window bounded by what we saw of each request (core/fixed_window.py): Discord
+        #: reports nothing of it before a 429.
+        self.global_ = FixedWindowBudget(
+            GLOBAL_LIMIT, GLOBAL_WINDOW_S + GLOBAL_MARGIN_S, name="discord global"
         )
 
     def post(self, channel_id: str) -> RateBudget:
@@ -102,9 +109,12 @@ class ChannelBudgets:
             return
         target = self.budget_for(method, path)
         if target is None:
-            if not _OWN_BUDGETED.search(path):
+            if _TYPING.search(path):
+                self.global_.saw_response()
+            elif not _OWN_BUDGETED.search(path):
                 self.global_.count_unbudgeted()  # discord.py's own: login, command sync, ...
             return
+        self.global_.saw_response()
         channel_id, kind = target
         channel = self._channel(channel_id)
         budget = channel.edit if kind == "edit" else channel.post
