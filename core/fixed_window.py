@@ -25,10 +25,13 @@ is counted by the platform between its grant and its completion, so:
   completed (the platform window they opened, if any, opened before that).
 
 The one assumption: a request reaches the platform within :data:`STRADDLE_S` of its grant.
+If the platform ever refuses a request this model let through (:meth:`FixedWindowBudget.
+distrust`), the budget counts a sliding window from then on, which is safe under any model.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -37,6 +40,8 @@ from dataclasses import dataclass
 from core.budget import UNSETTLED_MAX_S, RateBudget
 
 __all__ = ["STRADDLE_S", "FixedWindowBudget"]
+
+log = logging.getLogger(__name__)
 
 #: The longest a granted request may take to reach the platform (grant → request written →
 #: platform reads it). Measured grant → response under the 500-answer bench load: p90 under
@@ -69,9 +74,12 @@ class FixedWindowBudget(RateBudget):
         self._answered = math.inf  # the first response seen to one of the window's own
         #: No earlier than this the platform's current window opened (None: no request yet).
         self._opened_after: float | None = None
+        self._fixed = True  # False once the platform refused a request (see distrust)
 
     # -- queries -------------------------------------------------------------------------
     def delay(self, *, final: bool) -> float:
+        if not self._fixed:
+            return super().delay(final=final)
         now = self._clock()
         self._roll(now)
         earliest = max(now, self._blocked_until)
@@ -110,6 +118,8 @@ class FixedWindowBudget(RateBudget):
     # -- spending ------------------------------------------------------------------------
     def _grant(self) -> float:
         slot = super()._grant()
+        if not self._fixed:
+            return slot
         if self._opened_after is None or slot < self._opened_after:
             self._opened_after = slot
         self._members.append(_Request(slot, straddles=self._straddles(slot)))
@@ -130,12 +140,28 @@ class FixedWindowBudget(RateBudget):
         assert self._opened_after is not None
         return self._opened_after + self.window_s
 
+    def distrust(self, window_s: float) -> None:
+        """The platform refused a request that this model let through (a global 429): count
+        a sliding ``window_s`` from each request's completion from now on (RateBudget's rule)."""
+        if self._fixed:
+            log.warning(
+                "%s: a 429 the fixed-window model did not foresee; sliding from now on",
+                self.name or "budget",
+            )
+            self._fixed = False
+            self.window_s = window_s
+            self._members.clear()
+
     def saw_response(self) -> None:
         """A response to a request that holds a slot here has just arrived (an HTTP trace sees
         it before the caller settles). While every request in flight is the current window's
         own, it answers one of them: the window may close a window from now."""
         in_flight = [r for r in self._members if r.done == math.inf]
-        if in_flight and all(r.granted >= self._own_from and r.anchors for r in in_flight):
+        if (
+            self._fixed
+            and in_flight
+            and all(r.granted >= self._own_from and r.anchors for r in in_flight)
+        ):
             self._answered = min(self._answered, self._clock())
             self._dispatch()
 
@@ -147,6 +173,9 @@ class FixedWindowBudget(RateBudget):
     def count_unbudgeted(self) -> None:
         """A request of the client library's own completed: it counts here and in the next
         window (when it reached the platform is unknown), and it closes no window."""
+        if not self._fixed:
+            super().count_unbudgeted()
+            return
         now = self._clock()
         self._roll(now)
         sent_by = now - self.window_s  # sent at some time before now: assume the earliest

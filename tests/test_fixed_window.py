@@ -167,3 +167,19 @@ async def test_no_request_ever_lands_over_the_platforms_fixed_window(seed: int) 
             queued = 0  # the standing queue is gone
     # 13 s of standing queue: whole windows of 50, each 1 s + the first response (≤ 0.37 s).
     assert granted_in_backlog >= 13 * limit / (window_s + 0.37)
+
+
+async def test_after_a_refusal_it_counts_a_sliding_window() -> None:
+    clock = Clock()
+    budget = FixedWindowBudget(2, 1.0, clock=clock)
+    (first,) = await _take(budget, 1)
+    clock.now = 100.01
+    budget.settle(first)
+    clock.now = 100.5
+    (second,) = await _take(budget, 1)
+    clock.now = 100.51
+    budget.settle(second)
+    budget.distrust(1.05)  # Discord answered a global 429 all the same
+    clock.now = 101.1  # the fixed window ended at 101.01; sliding, one slot is free again
+    await _take(budget, 1)
+    assert budget.delay(final=True) == pytest.approx(100.51 + 1.05 - 101.1)

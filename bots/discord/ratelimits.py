@@ -174,6 +174,7 @@ class ChannelBudgets:
 
     def _block_all(self, seconds: float) -> None:
         log.warning("Discord global rate limit; holding every channel for %.2fs", seconds)
+        self.global_.distrust(GLOBAL_WINDOW_S + WINDOW_MARGIN_S)
         self.global_.block_for(seconds)
         for channel in self._channels.values():
             channel.post.block_for(seconds)
