@@ -28,6 +28,13 @@ async def _take(budget: FixedWindowBudget, n: int) -> list[float]:
     return slots
 
 
+async def _open_a_window(budget: FixedWindowBudget, clock: Clock) -> None:
+    """One request at 100.0, answered at 100.01: the window closes at 101.01."""
+    (first,) = await _take(budget, 1)
+    clock.now = 100.01
+    budget.settle(first)
+
+
 async def test_a_full_window_turns_over_whole_one_window_after_its_first_completion() -> None:
     clock = Clock()
     budget = FixedWindowBudget(3, 1.0, clock=clock)
@@ -60,10 +67,8 @@ async def test_a_late_grant_that_reaches_discord_in_its_next_window_does_not_ove
     clock = Clock()
     budget = FixedWindowBudget(3, 1.0, clock=clock)
     platform = FixedWindow(3, 1.0)  # the fake Discord's window, fed the arrival times
-    (first,) = await _take(budget, 1)
+    await _open_a_window(budget, clock)
     assert platform.take(100.0)
-    clock.now = 100.01
-    budget.settle(first)  # the window closes at 101.01
     clock.now = 100.9
     (late,) = await _take(budget, 1)  # a slow send: reaches Discord at 101.004, its window 2
     assert platform.take(101.004)
@@ -79,9 +84,7 @@ async def test_a_late_grant_that_reaches_discord_in_its_next_window_does_not_ove
 async def test_a_late_grant_that_completes_inside_the_window_is_not_carried() -> None:
     clock = Clock()
     budget = FixedWindowBudget(3, 1.0, clock=clock)
-    (first,) = await _take(budget, 1)
-    clock.now = 100.01
-    budget.settle(first)
+    await _open_a_window(budget, clock)
     clock.now = 101.0 - STRADDLE_S / 2
     (late,) = await _take(budget, 1)
     clock.now = 100.9
@@ -172,9 +175,7 @@ async def test_no_request_ever_lands_over_the_platforms_fixed_window(seed: int) 
 async def test_after_a_refusal_it_counts_a_sliding_window() -> None:
     clock = Clock()
     budget = FixedWindowBudget(2, 1.0, clock=clock)
-    (first,) = await _take(budget, 1)
-    clock.now = 100.01
-    budget.settle(first)
+    await _open_a_window(budget, clock)
     clock.now = 100.5
     (second,) = await _take(budget, 1)
     clock.now = 100.51
