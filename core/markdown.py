@@ -45,7 +45,9 @@ __all__ = [
     "line_starts",
     "md_line_count",
     "open_fence_at_end",
+    "parts_from",
     "split_text",
+    "with_note",
 ]
 
 #: Upper bound of what :func:`core.interim.interim_text` appends (closing fence or inline markers).
@@ -355,3 +357,28 @@ def split_text(text: str, max_chars: int) -> list[Part]:
     if max_chars < MIN_MAX_CHARS:
         raise ValueError(f"max_chars must be at least {MIN_MAX_CHARS}, got {max_chars}")
     return _Splitter(text, max_chars).split()
+
+
+def parts_from(text: str, offset: int, max_chars: int) -> list[Part]:
+    """The parts of ``split_text(text, max_chars)`` from source ``offset`` on, the first one
+    cut there (reopening the code block ``offset`` falls in)."""
+    parts, start = [], 0
+    for part in split_text(text, max_chars):
+        end = start + len(part.body)
+        if end > offset:
+            if start < offset:
+                fence = find_open_fence(text[:offset])
+                prefix = "" if fence is None else f"```{fence}\n"
+                part = Part(part.body[offset - start :], prefix, part.suffix)
+            parts.append(part)
+        start = end
+    return parts
+
+
+def with_note(parts: list[Part], note: str) -> list[Part]:
+    """End the last part with a note (after closing a code block left open)."""
+    if not parts:
+        return [Part(note, "", "")]
+    last = parts[-1]
+    closer = fence_closer(last.rendered)
+    return [*parts[:-1], Part(last.body, last.prefix, f"{last.suffix}{closer}\n\n{note}")]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from typing import Literal
 
@@ -30,7 +31,7 @@ from core.errors import (
     PlatformRateLimitedError,
 )
 from core.interim import interim_text, open_marker_start
-from core.markdown import Part, fence_closer, find_open_fence, split_text
+from core.markdown import Part, parts_from, split_text, with_note
 from core.platform import Journal, MessageWriter, Outcome
 
 __all__ = ["CURSOR", "HEADROOM_CHARS", "PacedMessage", "split_limit"]
@@ -309,7 +310,7 @@ class PacedMessage:
         parts = self._parts()
         if outcome is Outcome.COMPLETE:
             return parts
-        return _with_note(parts, outcome.note)
+        return with_note(parts, outcome.note)
 
     async def _write_final(self, message_id: str, text: str) -> bool:
         """Edit in a final text, retrying through rate limits; False if it cannot be done."""
@@ -333,9 +334,9 @@ class PacedMessage:
 
     async def _post_remainder(self, outcome: Outcome) -> None:
         """Deliver, as new messages, exactly the text the user has not seen yet."""
-        parts = self._parts_from(self._abandon_current())
+        parts = parts_from(self.text, self._abandon_current(), self._limit)
         if outcome is not Outcome.COMPLETE:
-            parts = _with_note(parts, outcome.note)
+            parts = with_note(parts, outcome.note)
         for part in parts:
             await self._post_final(part.rendered)
 
@@ -349,21 +350,6 @@ class PacedMessage:
             return self._visible_upto
         self.abandoned[self._current] = shown[:opened]
         return self._frozen + opened - len(self._carry)
-
-    def _parts_from(self, offset: int) -> list[Part]:
-        """The parts of the whole text from source ``offset`` on (the first one cut there)."""
-        text = self.text
-        parts, start = [], 0
-        for part in split_text(text, self._limit):
-            end = start + len(part.body)
-            if end > offset:
-                if start < offset:
-                    fence = find_open_fence(text[:offset])
-                    prefix = "" if fence is None else f"```{fence}\n"
-                    part = Part(part.body[offset - start :], prefix, part.suffix)
-                parts.append(part)
-            start = end
-        return parts
 
     async def _post_final(self, text: str) -> None:
         for attempt in range(FINAL_ATTEMPTS):
@@ -417,23 +403,7 @@ class PacedMessage:
         rest = source[self._frozen :]
         if shown.startswith(("```", "~~~")) and not rest.startswith(shown[:3]):
             shown = shown.partition("\n")[2]  # a reopened fence is decoration, not source
-        visible = self._frozen + _common_prefix_len(shown, rest)
+        # Character by character is what is wanted here (these are texts, not paths).
+        visible = self._frozen + len(os.path.commonprefix((shown, rest)))  # noqa: RUF071
         self._visible_upto = max(self._visible_upto, min(visible, len(source)))
         self.timeline.append((time.monotonic(), self._visible_upto))
-
-
-def _with_note(parts: list[Part], note: str) -> list[Part]:
-    """End the last part with an outcome note (after closing a code block left open)."""
-    if not parts:
-        return [Part(note, "", "")]
-    last = parts[-1]
-    closer = fence_closer(last.rendered)
-    return [*parts[:-1], Part(last.body, last.prefix, f"{last.suffix}{closer}\n\n{note}")]
-
-
-def _common_prefix_len(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i

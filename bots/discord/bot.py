@@ -15,27 +15,20 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import discord
-import yarl
 from discord import app_commands
 
 from bots.discord.components import chooser_line, chosen_view, label_of, parse_custom_id
-from bots.discord.onboarding import (
-    TOKEN_REJECTED,
-    bot_intents,
-    invite_url,
-    privileged_intents_error,
-)
+from bots.discord.connection import Endpoints, login, wait_ready
+from bots.discord.onboarding import bot_intents, invite_url
 from bots.discord.ratelimits import ChannelBudgets
 from bots.discord.renderer import DiscordRenderer
 from bots.discord.writer import NO_MENTIONS, Destination, DiscordWriter, ReplyTo
 from core.admission import is_allowed_place
 from core.bridge import Bridge, ConversationKey
 from core.config import Settings
-from core.errors import ConfigError, PlatformError, PlatformPermissionError
-from core.paced_message import CURSOR, PLACEHOLDER
-from core.platform import Outcome
+from core.errors import ConfigError, PlatformError
+from core.live_messages import interrupted_text
 from core.recovery import StoreJournal, finalize_dangling
 from core.shutdown import SHUTDOWN_GRACE_S, end_turns
 
@@ -47,8 +40,6 @@ PLATFORM = "discord"
 #: discord.py waits this long after the last GUILD_CREATE before `on_ready`; messages flow
 #: before it anyway, so the library's default (2 s) only delays startup.
 GUILD_READY_TIMEOUT_S = 2.0
-#: How long `start()` waits for READY before naming DISCORD_GATEWAY_URL as the problem.
-READY_TIMEOUT_S = 60.0
 #: Button sets already chosen in this process (a second quick click is ignored).
 CHOSEN_MEMORY = 4096
 EXPIRED_TEXT = "This button has expired."
@@ -124,7 +115,7 @@ class DiscordBot:
         self._shutdown_grace_s = shutdown_grace_s
         self._closing = False
         self._connection: asyncio.Task[None] | None = None
-        self._saved_endpoints: tuple[str, yarl.URL] | None = None
+        self._endpoints = Endpoints()
         self._chosen: dict[int, None] = {}
         self.invite_url: str | None = None
 
@@ -135,13 +126,13 @@ class DiscordBot:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         """Log in, register /reset, connect; return once READY (raises a core error)."""
-        self._point_at_endpoints()
+        self._endpoints.point_at(self._settings)
         try:
-            await self._login()
+            await login(self._client, self._settings)
             self._connection = asyncio.create_task(
                 self._client.connect(reconnect=True), name="discord-gateway"
             )
-            await self._wait_ready(self._connection)
+            await wait_ready(self._client, self._connection, self._settings, self._intents)
         except BaseException:
             await self.close()
             raise
@@ -172,7 +163,7 @@ class DiscordBot:
         if self._connection is not None:
             await asyncio.gather(self._connection, return_exceptions=True)
             self._connection = None
-        self._restore_endpoints()
+        self._endpoints.restore()
 
     async def register_commands(self) -> None:
         """Runs inside `login()`: publish /reset globally (PUT /applications/{id}/commands)."""
@@ -180,57 +171,6 @@ class DiscordBot:
             await self._tree.sync()
         except discord.HTTPException as exc:
             log.error("Discord: could not register the /reset command: %s", exc)
-
-    def _point_at_endpoints(self) -> None:
-        # Class attributes read by every Route and every gateway connection (docs/discord.md §6).
-        if self._saved_endpoints is None:
-            gateway = discord.gateway.DiscordWebSocket
-            self._saved_endpoints = (discord.http.Route.BASE, gateway.DEFAULT_GATEWAY)
-        discord.http.Route.BASE = self._settings.discord_api_url.rstrip("/")
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(
-            self._settings.discord_gateway_url
-        )
-
-    def _restore_endpoints(self) -> None:
-        if self._saved_endpoints is not None:
-            base, gateway = self._saved_endpoints
-            discord.http.Route.BASE = base
-            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
-            self._saved_endpoints = None
-
-    async def _login(self) -> None:
-        assert self._settings.discord_token is not None
-        try:
-            await self._client.login(self._settings.discord_token.reveal())
-        except discord.LoginFailure as exc:
-            raise ConfigError("DISCORD_TOKEN", TOKEN_REJECTED) from exc
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            url = self._settings.discord_api_url
-            raise ConfigError("DISCORD_API_URL", f"cannot reach {url} ({exc})") from exc
-
-    async def _wait_ready(self, connection: asyncio.Task[None]) -> None:
-        ready = asyncio.create_task(self._client.wait_until_ready(), name="discord-ready")
-        done, _ = await asyncio.wait(
-            {ready, connection}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
-        )
-        if ready in done:
-            return
-        ready.cancel()
-        if connection not in done:
-            url = self._settings.discord_gateway_url
-            raise ConfigError(
-                "DISCORD_GATEWAY_URL", f"no READY from {url} in {READY_TIMEOUT_S:.0f}s"
-            )
-        raise self._startup_error(connection.exception())
-
-    def _startup_error(self, exc: BaseException | None) -> Exception:
-        if isinstance(exc, discord.PrivilegedIntentsRequired):
-            text = privileged_intents_error(self._intents, self._client.application_id)
-            log.error("%s", text)
-            return PlatformPermissionError(text)
-        if isinstance(exc, discord.ConnectionClosed) and exc.code == 4004:
-            return ConfigError("DISCORD_TOKEN", TOKEN_REJECTED)
-        return PlatformError(f"Discord gateway closed before READY: {exc!r}")
 
     # -- messages ----------------------------------------------------------------------
     def on_message(self, message: discord.Message) -> None:
@@ -407,13 +347,6 @@ def _place_of(channel: object, guild_id: int | None, channel_id: int | None = No
         guild_id = getattr(channel, "guild_id", None)
     is_thread = getattr(channel, "type", None) in THREAD_TYPES
     return _Place(int(ident), guild_id, is_thread)
-
-
-def interrupted_text(shown: str) -> str:
-    """The last interim text of a message whose stream died with its process, marked."""
-    body = shown.removesuffix(CURSOR).rstrip()
-    note = Outcome.INTERRUPTED.note
-    return note if body in ("", PLACEHOLDER) else f"{body}\n\n{note}"
 
 
 async def run_discord(settings: Settings, bridge: Bridge) -> None:
