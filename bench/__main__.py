@@ -16,11 +16,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.harness import Job, JobResult, run_job
+from bench.lower_bound import Bound
 from bench.online import even_pacer
 from bench.report import Row, chart, table
 from bench.scenarios import (
     DISCORD_LIMIT,
     DISCORD_WINDOW_S,
+    REPEAT_RUNS,
     SCENARIOS,
     Scenario,
     arrivals_of,
@@ -73,15 +75,47 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _section(scenario: Scenario, results: list[JobResult]) -> tuple[str, str, list[Row], Scenario]:
-    order = {s: i for i, s in enumerate(scenario.strategies)}
     rows = []
-    for result in sorted(results, key=lambda r: order[r.strategy]):
-        bound = row_bound(scenario, result) if result.error is None else None
-        rows.append(Row(result, bound))
+    for strategy in scenario.strategies:
+        runs = [r for r in results if r.strategy == strategy]
+        bounds = [row_bound(scenario, r) if r.error is None else None for r in runs]
+        rows.append(_pooled(runs, bounds) if len(runs) > 1 else Row(runs[0], bounds[0]))
     chars = ", ".join(str(a.chars) for a in scenario.answers[:6])
     more = f" … ({len(scenario.answers)} answers)" if len(scenario.answers) > 6 else ""
     note = f"Answers (requested chars): {chars}{more}." + _online_note(scenario, rows)
+    if scenario.repeated:
+        note += (
+            f" {' and '.join(scenario.repeated)}: {REPEAT_RUNS} runs each, pooled (every"
+            " character of every run; bound: the runs' bounds weighted by their characters) —"
+            " their gap is within one run's noise."
+        )
     return scenario.name, note, rows, scenario
+
+
+def _pooled(runs: list[JobResult], bounds: list[Bound | None]) -> Row:
+    """One row for several runs of a strategy: their answers and counts together."""
+    failed = next((r for r in runs if r.error is not None), None)
+    if failed is not None:
+        return Row(failed, None)
+    first = runs[0]
+    pooled = JobResult(
+        first.scenario,
+        first.platform,
+        first.strategy,
+        answers=[a for r in runs for a in r.answers],
+        count_429=sum(r.count_429 for r in runs),
+        bridge_cpu_s=sum(r.bridge_cpu_s for r in runs),
+        chars=sum(r.chars for r in runs),
+        rss_per_stream=sum(r.rss_per_stream for r in runs) / len(runs),
+        peak_live=max(r.peak_live for r in runs),
+        wall_s=sum(r.wall_s for r in runs),
+    )
+    known = [(b, r.chars) for b, r in zip(bounds, runs, strict=True) if b is not None]
+    bound = Bound(
+        sum(b.mean_lag_s * n for b, n in known) / sum(n for _, n in known),
+        f"{known[0][0].method}; {len(runs)} runs pooled",
+    )
+    return Row(pooled, bound)
 
 
 def _ours(rows: list[Row]) -> Row | None:
