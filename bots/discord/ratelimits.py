@@ -50,10 +50,10 @@ FALLBACK_RETRY_AFTER_S = 1.0
 Kind = Literal["post", "edit"]
 
 # The base URL may carry a proxy prefix, so only the tail of the path is matched.
-#: Routes whose requests already spend a global slot (typing), or that the global limit does not
-#: cover (interaction callbacks and webhooks, docs/discord.md §2).
-_OWN_BUDGETED = re.compile(r"/channels/\d+/typing/?$|/interactions/|/webhooks/")
+#: Typing cues spend a global slot of their own (DiscordRenderer.show_typing).
 _TYPING = re.compile(r"/channels/\d+/typing/?$")
+#: Routes the global limit does not cover: interaction callbacks and webhooks (docs/discord.md §2).
+_NOT_GLOBAL = re.compile(r"/interactions/|/webhooks/")
 _MESSAGE_ROUTE = re.compile(r"/channels/(?P<channel>\d+)/messages(?:/(?P<message>\d+))?/?$")
 
 
@@ -111,7 +111,7 @@ class ChannelBudgets:
         if target is None:
             if _TYPING.search(path):
                 self.global_.saw_response()
-            elif not _OWN_BUDGETED.search(path):
+            elif not _NOT_GLOBAL.search(path):
                 self.global_.count_unbudgeted()  # discord.py's own: login, command sync, ...
             return
         self.global_.saw_response()

@@ -24,7 +24,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from tests.fakes import LISTEN_BACKLOG
+from core.simulator.server import LISTEN_BACKLOG
 from tests.fakes import discord_guild as world
 from tests.fakes.discord_gateway import FakeGateway
 from tests.fakes.discord_interactions import InteractionRoutes

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from tests.fakes import LISTEN_BACKLOG
+from core.simulator.server import LISTEN_BACKLOG
 from tests.fakes.slack_acks import (
     SOCKET_RETRY_REASON,
     AckDeadlines,
