@@ -18,13 +18,17 @@ from bench.lower_bound import (
     shared_bound,
 )
 from bench.measure import AnswerResult
+from bench.online import Bucket, RefStream, reference_pacer
 from bench.streams import make_timeline
+from bots.discord.ratelimits import GLOBAL_LIMIT, GLOBAL_WINDOW_S
 from bots.discord.writer import DISCORD_MAX_CHARS
+from bots.slack import budgets as slack_budgets
+from bots.slack.native_stream import FLUSH_INTERVAL_S
 from bots.slack.writer import SLACK_UPDATE_MAX_CHARS
 from core.markdown import split_text
 from core.paced_message import split_limit
 
-__all__ = ["REPEAT_RUNS", "SCENARIOS", "Scenario", "row_bound"]
+__all__ = ["REPEAT_RUNS", "SCENARIOS", "Scenario", "row_bound", "row_reference"]
 
 DISCORD_LIMIT, DISCORD_WINDOW_S, DISCORD_GLOBAL_PER_S = 5, 5.0, 50
 SLACK_MINUTE_S = 60.0
@@ -278,3 +282,49 @@ def _discord_global_bound(
         horizons=_horizons([s.arrivals for s in streams]),
     )
     return Bound(bound.mean_lag_s, bound.method + "; own 5/5 s edit bucket + global 50/s")
+
+
+# -- the reference online pacer (bench/online.py) ---------------------------------------------
+
+
+def row_reference(scenario: Scenario, result: JobResult) -> float | None:
+    """Our policy at zero cost on this row's arrivals (``ours`` rows only), or None."""
+    if result.strategy != "ours" or result.error is not None or not result.answers:
+        return None
+    if scenario.platform == "slack":
+        return _slack_reference(result.answers)
+    channel_of = {a.key: a.channel for a in scenario.answers}
+    global_ = Bucket(GLOBAL_LIMIT, GLOBAL_WINDOW_S)
+    channels: dict[str, Bucket] = {}
+    streams = []
+    for answer in result.answers:
+        channel = channels.setdefault(
+            channel_of[answer.key], Bucket(DISCORD_LIMIT, DISCORD_WINDOW_S)
+        )
+        edit = (channel, global_)
+        # 500 DMs: the placeholder gives way to demand, the answer's first write is a post.
+        first = (global_,) if scenario.bound == "discord-global" else None
+        streams.append(RefStream(arrivals_of(answer), interim=edit, final=edit, first=first))
+    return reference_pacer(streams)
+
+
+def _slack_reference(answers: list[AnswerResult]) -> float:
+    """Native streaming: startStream shows the first text, appends between, stopStream ends."""
+    minute = slack_budgets.MINUTE_S
+    start = Bucket(slack_budgets.STARTS_PER_MIN, minute, fixed=False, reserve=0)
+    stop = Bucket(slack_budgets.STOPS_PER_MIN, minute, fixed=False, reserve=0)
+    append = Bucket(
+        slack_budgets.APPENDS_PER_MIN, minute, fixed=False, burst_s=slack_budgets.BURST_S
+    )
+    streams = [
+        RefStream(
+            arrivals_of(a),
+            interim=(append,),
+            final=(stop,),
+            first=(start,),
+            first_unspaced=True,
+            min_gap_s=FLUSH_INTERVAL_S,
+        )
+        for a in answers
+    ]
+    return reference_pacer(streams)
