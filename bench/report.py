@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.harness import JobResult
-from bench.lower_bound import Arrivals, Bound
+from bench.lower_bound import Arrivals, Bound, schedule_cost
 from bench.measure import _char_lags, _p95
 
 __all__ = ["Row", "chart", "table"]
@@ -78,7 +79,14 @@ def table(sections: list[tuple[str, str, list[Row]]]) -> str:
     return "\n".join(lines)
 
 
-def chart(rows: list[Row], bound_arrivals: Arrivals, bound: Bound, path: Path) -> None:
+def chart(
+    rows: list[Row],
+    bound_arrivals: Arrivals,
+    bound: Bound,
+    path: Path,
+    *,
+    reference: Sequence[float] = (),
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,6 +104,13 @@ def chart(rows: list[Row], bound_arrivals: Arrivals, bound: Bound, path: Path) -
         ys = np.concatenate([[0.0], reach])
         ax.step(xs, ys, where="post", color="black", lw=2,
                 label=f"lower-bound schedule (mean lag {bound.mean_lag_s:.2f} s)")  # fmt: skip
+    if reference:
+        reach, _ = arr.cumulative(np.array(reference))
+        xs = np.concatenate([[0.0], np.array(reference) - arr.start])
+        ys = np.concatenate([[0.0], reach])
+        mean = schedule_cost(arr, reference) / arr.total
+        ax.step(xs, ys, where="post", color="grey", lw=2, ls="--",
+                label=f"online reference (mean lag {mean:.2f} s)")  # fmt: skip
     for row in rows:
         if row.result.error is not None or not row.result.answers:
             continue
