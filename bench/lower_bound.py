@@ -38,6 +38,7 @@ __all__ = [
     "k_write_curve",
     "max_writes_fixed",
     "max_writes_sliding",
+    "minute_tier_bound",
     "schedule_cost",
     "shared_bound",
 ]
@@ -321,6 +322,24 @@ def shared_bound(
         best = max(best, value / total_chars)
     how = "knapsack" if len(streams) <= 8 else "Lagrangian dual"
     return Bound(best, f"relaxation: per-stream k-write curves, shared cap ({how})")
+
+
+def minute_tier_bound(streams: Sequence[Arrivals], *, shared: int) -> Bound:
+    """The least mean lag of answers that share ``shared`` writes and each end with one more.
+
+    Slack's native streaming within one minute: each answer's text goes out in one
+    ``startStream``, appends drawn from the workspace's tier, and one ``stopStream`` — the
+    final write, at the answer's last arrival at best. When the whole row spans less than the
+    tier's minute, the tier limits only how many appends there are, never when: so with
+    ``shared`` = appends + one start per answer, the exact optimum is a knapsack over each
+    answer's k-write curve with its horizon at its own last arrival (``g[k]`` counts the
+    writes besides that final one; the curves are exact, see :func:`k_write_curve`).
+    """
+    curves = [k_write_curve(a, a.last, shared) for a in streams]
+    total = _knapsack(curves, shared)
+    return Bound(
+        total / sum(a.total for a in streams), "exact: per-answer k-write curves, knapsack"
+    )
 
 
 def _knapsack(curves: list[np.ndarray], cap: int) -> float:

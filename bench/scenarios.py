@@ -15,6 +15,7 @@ from bench.lower_bound import (
     fixed_window_bound,
     max_writes_fixed,
     max_writes_sliding,
+    minute_tier_bound,
     shared_bound,
 )
 from bench.measure import AnswerResult
@@ -234,8 +235,14 @@ def row_bound(scenario: Scenario, result: JobResult) -> Bound:
 
 
 def _slack_bound(answers: list[AnswerResult], seeds: dict[str, int], *, native: bool) -> Bound:
+    arrivals = [arrivals_of(a) for a in answers]
+    span = max(a.last for a in arrivals) - min(a.start for a in arrivals)
+    if native and span < SLACK_MINUTE_S and 2 * len(arrivals) <= SLACK_START_STOPS:
+        bound = minute_tier_bound(arrivals, shared=SLACK_APPENDS + len(arrivals))
+        how = "native: appendStream 100/min shared, one startStream and one stopStream per answer"
+        return Bound(bound.mean_lag_s, f"{bound.method}; {how} (the row spans under a minute)")
     if native:
-        streams = [Stream(arrivals_of(a)) for a in answers]
+        streams = [Stream(a) for a in arrivals]
 
         def cap(span: float) -> int:
             return max_writes_sliding(span, SLACK_APPENDS, SLACK_MINUTE_S) + max_writes_sliding(
@@ -245,18 +252,15 @@ def _slack_bound(answers: list[AnswerResult], seeds: dict[str, int], *, native: 
         how = "native: appendStream 100/min + start/stopStream 20/min shared"
     else:
         streams = [
-            Stream(
-                arrivals_of(a),
-                free_writes=_parts(a, seeds[a.key], SLACK_UPDATE_MAX_CHARS) - 1,
-            )
-            for a in answers
+            Stream(a, free_writes=_parts(answer, seeds[answer.key], SLACK_UPDATE_MAX_CHARS) - 1)
+            for a, answer in zip(arrivals, answers, strict=True)
         ]
 
         def cap(span: float) -> int:
             return max_writes_sliding(span, SLACK_UPDATES, SLACK_MINUTE_S)
 
         how = "post + update: chat.update 50/min shared, continuation posts free"
-    bound = shared_bound(streams, shared_cap=cap, horizons=_horizons([s.arrivals for s in streams]))
+    bound = shared_bound(streams, shared_cap=cap, horizons=_horizons(arrivals))
     return Bound(bound.mean_lag_s, f"{bound.method}; {how}")
 
 

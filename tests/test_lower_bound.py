@@ -15,6 +15,7 @@ from bench.lower_bound import (
     fixed_window_bound,
     k_write_curve,
     max_writes_fixed,
+    minute_tier_bound,
     schedule_cost,
     shared_bound,
 )
@@ -162,3 +163,24 @@ def test_the_ideal_even_pacer_lags_half_its_spacing_on_a_steady_stream() -> None
     times = tuple(0.005 + 0.01 * i for i in range(2000))  # 20 s, one char every 10 ms
     arrivals = Arrivals(0.0, times, tuple(1 for _ in times))
     assert even_pacer(arrivals, limit=5, window_s=5.0) == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_minute_tier_bound_is_the_joint_optimum(seed: int) -> None:
+    """Writes limited in number only (a tier's minute): the knapsack equals brute force."""
+    rng = random.Random(seed)
+    streams = [random_arrivals(rng, chunks=4, span=1.0, step=0.1) for _ in range(2)]
+    shared = 3
+    best = math.inf
+    for k in range(shared + 1):
+        for split in range(k + 1):
+            parts = (split, k - split)
+            for w1 in itertools.combinations(streams[0].times, parts[0]):
+                for w2 in itertools.combinations(streams[1].times, parts[1]):
+                    total = sum(
+                        schedule_cost(a, [*w, a.last])
+                        for a, w in zip(streams, (w1, w2), strict=True)
+                    )
+                    best = min(best, total)
+    bound = minute_tier_bound(streams, shared=shared)
+    assert bound.mean_lag_s * sum(a.total for a in streams) == pytest.approx(best)
