@@ -13,7 +13,9 @@ latency, whole-word interim text and the real event loop cost.
 The policy, per :class:`Bucket` (one rate budget) and :class:`RefStream` (one answer):
 
 * a write shows everything arrived so far; the final write goes as soon as the answer ended
-  (its last chunk arrived), may use any free slot and is served before interim writes;
+  (its last chunk arrived), may use any free slot and is served before interim writes —
+  finals that waited ``FINAL_AGING_S`` first in the order their answers ended, then the one
+  with the most unseen characters;
 * an interim write comes at least one spacing after the bucket's previous write (``window_s
   / limit``; with ``burst_s``, ``burst_s`` over the slots still free: Slack's per-minute
   tiers), at least ``min_gap_s`` after the message's own previous write, and leaves
@@ -39,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.lower_bound import Arrivals, schedule_cost
-from core.budget import INTERIM_DEMAND_WINDOWS
+from core.budget import FINAL_AGING_S, INTERIM_DEMAND_WINDOWS
 
 __all__ = ["Bucket", "RefStream", "even_pacer", "even_pacer_writes", "reference_pacer"]
 
@@ -195,8 +197,14 @@ def reference_pacer(streams: Sequence[RefStream]) -> float:
 
 
 def _write_all(waiting: set[RefStream], t: float) -> None:
-    """Finals first (in the order their answers ended), then interims, most unseen first."""
-    ended = sorted((s for s in waiting if s.ended()), key=lambda s: s.arrivals.last)
+    """Finals first (overdue ones in the order their answers ended, then most unseen first),
+    then interims, most unseen first."""
+
+    def final_order(s: RefStream) -> tuple[bool, float, float]:
+        overdue = t - s.arrivals.last >= FINAL_AGING_S - _EPS
+        return (not overdue, 0.0 if overdue else -s.unseen(), s.arrivals.last)
+
+    ended = sorted((s for s in waiting if s.ended()), key=final_order)
     for s in ended:
         if (buckets := s.may_write(t, final=True)) is not None:
             s.write(buckets, t)

@@ -11,10 +11,14 @@ A :class:`RateBudget` is a sliding window of ``limit`` requests per ``window_s``
   would otherwise have waited for its next slot anyway);
 * interim writes are spaced at least ``window_s / limit`` apart, so a steady stream spends
   the budget evenly instead of bursting it and then going dark for a whole window;
-* waiters are served in order — finals first in arrival order, then interims, the one with the
-  most to show first (its ``weight``: a message that just wrote has little, so streams take
-  turns, and a stream that piled up text goes before one that has a word to add), then cues
-  (writes that show no new text, such as a placeholder) in arrival order;
+* waiters are served in order — finals first, then interims, then cues (writes that show no
+  new text, such as a placeholder) in arrival order. Among finals and among interims the one
+  with the most to show goes first (its ``weight``: a message that just wrote has little, so
+  streams take turns, and a stream that piled up text goes before one that has a word to
+  add): every second a write waits, each character it would show waits too, so the heaviest
+  first keeps the mean lag per character least. A final that has waited
+  :data:`FINAL_AGING_S` goes before every final that has not, in arrival order, so a short
+  answer behind a queue of long ones (500 DMs under the global limit) waits bounded;
 * with ``burst_s`` (budgets whose window is longer than an answer: Slack's per-minute tiers)
   interim writes are spaced ``burst_s / free slots`` apart instead: a quiet window lets one
   answer write often, and the pace falls smoothly as the window fills — the free slots are
@@ -53,7 +57,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-__all__ = ["CUE_RECHECK_S", "UNSETTLED_MAX_S", "Rank", "RateBudget", "Weight"]
+__all__ = ["CUE_RECHECK_S", "FINAL_AGING_S", "UNSETTLED_MAX_S", "Rank", "RateBudget", "Weight"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,8 @@ CUE_RECHECK_S = 0.25
 #: Interim writes give way once more streams are open than this many windows could give one
 #: write each: they would come too seldom to matter, and each pushes some answer's end back.
 INTERIM_DEMAND_WINDOWS = 2
+#: A final write that has waited this long goes before every final that has waited less.
+FINAL_AGING_S = 5.0
 
 Weight = Callable[[], float]
 
@@ -84,11 +90,14 @@ class _Waiter:
     rank: Rank
     weight: Weight | None
     order: int
+    since: float  # when it began to wait
     granted: asyncio.Future[float]  # the slot, set by :meth:`RateBudget._dispatch`
 
-    def key(self) -> tuple[int, float, int]:
-        weight = self.weight() if self.rank is Rank.INTERIM and self.weight else 0.0
-        return (self.rank, -weight, self.order)
+    def key(self, now: float) -> tuple[int, bool, float, int]:
+        if self.rank is Rank.FINAL and now - self.since >= FINAL_AGING_S:
+            return (self.rank, False, 0.0, self.order)  # overdue: before the rest, in order
+        weight = self.weight() if self.rank is not Rank.CUE and self.weight else 0.0
+        return (self.rank, True, -weight, self.order)
 
 
 class RateBudget:
@@ -200,12 +209,12 @@ class RateBudget:
         """Wait for a slot and spend it; returns the slot (for :meth:`refund`).
 
         ``final`` writes end a message; ``cue`` writes show no new text and are served after
-        every other waiter; ``weight`` (interim writes) says how much the write would show.
+        every other waiter; ``weight`` (finals and interims) says how much the write would show.
         Cancelling the wait spends nothing.
         """
         rank = Rank.CUE if cue else Rank.FINAL if final else Rank.INTERIM
         self._loop = asyncio.get_running_loop()
-        me = _Waiter(rank, weight, next(self._order), self._loop.create_future())
+        me = _Waiter(rank, weight, next(self._order), self._clock(), self._loop.create_future())
         self._queue.append(me)
         self._dispatch()
         try:
@@ -351,7 +360,8 @@ class RateBudget:
             self._timer = None
         if not self._queue:
             return
-        for head in sorted(self._queue, key=_Waiter.key):
+        now = self._clock()
+        for head in sorted(self._queue, key=lambda waiter: waiter.key(now)):
             if head.granted.done():  # cancelled: its acquire removes it
                 continue
             wait = self.delay(final=head.rank is not Rank.INTERIM)

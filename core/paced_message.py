@@ -272,7 +272,7 @@ class PacedMessage:
             self._carry = parts[0].prefix
             self._visible_upto = self._frozen
             nxt = parts[0]
-            slot = await self._post_budget.acquire(final=True)
+            slot = await self._post_budget.acquire(final=True, weight=self._unseen_chars)
             view = interim_text(nxt.prefix + nxt.body, unit=self._unit) + self._cursor
             self._current = await self._post(view, stop_id=self._stop_id, slot=slot)
             self._shown = view
@@ -280,7 +280,7 @@ class PacedMessage:
     async def _repost_current(self) -> None:
         """The message was deleted: post its part anew and carry on streaming there."""
         log.info("streamed message was deleted; posting the rest anew")
-        slot = await self._post_budget.acquire(final=True)
+        slot = await self._post_budget.acquire(final=True, weight=self._unseen_chars)
         try:
             self._current = await self._post(self._interim_view(), stop_id=self._stop_id, slot=slot)
             self._shown = self._interim_view()
@@ -315,7 +315,7 @@ class PacedMessage:
     async def _write_final(self, message_id: str, text: str) -> bool:
         """Edit in a final text, retrying through rate limits; False if it cannot be done."""
         for attempt in range(FINAL_ATTEMPTS):
-            slot = await self._edit_budget.acquire(final=True)
+            slot = await self._edit_budget.acquire(final=True, weight=self._unseen_chars)
             try:
                 await self._edit(message_id, text, stop_id=None, slot=slot)
                 return True
@@ -353,7 +353,7 @@ class PacedMessage:
 
     async def _post_final(self, text: str) -> None:
         for attempt in range(FINAL_ATTEMPTS):
-            slot = await self._post_budget.acquire(final=True)
+            slot = await self._post_budget.acquire(final=True, weight=self._unseen_chars)
             try:
                 await self._post(text, stop_id=None, slot=slot)
                 return

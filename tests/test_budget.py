@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from core.budget import CUE_RECHECK_S, RateBudget
+from core.budget import CUE_RECHECK_S, FINAL_AGING_S, RateBudget
 
 
 class Clock:
@@ -188,6 +188,29 @@ async def test_interims_with_most_to_show_go_first_and_cues_go_last() -> None:
     unseen["small"] = 900.0  # weights are read when a slot frees, not when the wait began
     await asyncio.gather(*tasks)
     assert served == ["small", "big", "cue"]
+
+
+async def test_the_heaviest_final_goes_first_but_an_overdue_one_before_it() -> None:
+    clock = Clock()
+    budget = RateBudget(1, 1.0, reserve=0, clock=clock)
+    held = await budget.acquire(final=True)  # the only slot, in flight
+    served: list[str] = []
+
+    async def take(name: str, weight: float) -> None:
+        slot = await budget.acquire(final=True, weight=lambda: weight)
+        served.append(name)
+        budget.refund(slot)  # hands the slot straight to the next waiter
+
+    tasks = [asyncio.create_task(take("old-small", 10.0))]
+    await asyncio.sleep(0)
+    clock.now += FINAL_AGING_S  # it has waited long enough to go before heavier ones
+    for name, weight in (("small", 20.0), ("big", 400.0), ("medium", 100.0)):
+        tasks.append(asyncio.create_task(take(name, weight)))
+        await asyncio.sleep(0)
+    clock.now += FINAL_AGING_S / 2  # the others have not
+    budget.refund(held)
+    await asyncio.gather(*tasks)
+    assert served == ["old-small", "big", "medium", "small"]
 
 
 def test_a_burst_budget_spreads_its_free_slots_over_burst_s() -> None:
