@@ -50,7 +50,11 @@ def _run_jobs(jobs: list[Job], workers: int) -> list[JobResult]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", default="", help="comma-separated parts of scenario names to run")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated parts of scenario names to run; prints the table, writes nothing",
+    )
     args = parser.parse_args(argv)
     began = time.monotonic()
     wanted = [w.strip().lower() for w in args.only.split(",")]
@@ -64,17 +68,18 @@ def main(argv: list[str] | None = None) -> int:
         results += _run_jobs(scenario.jobs(), workers)
     measured = time.monotonic() - began
     sections = [_section(s, [r for r in results if r.scenario == s.name]) for s in scenarios]
-    RESULTS.mkdir(exist_ok=True)
     body = table([(title, note, rows) for title, note, rows, _ in sections])
     if not args.only:
         body += _study()
     total = time.monotonic() - began
     footer = f"\nMeasured in {measured:.0f} s; with bounds {total:.0f} s.\n"
-    (RESULTS / "results.md").write_text(_PREAMBLE + body + footer, encoding="utf-8")
-    for _, _, rows, scenario in sections:
-        if scenario.chart:
-            _chart(scenario, rows)
     print(body + footer)
+    if not args.only:  # a partial run leaves the last full results in place
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "results.md").write_text(_PREAMBLE + body + footer, encoding="utf-8")
+        for _, _, rows, scenario in sections:
+            if scenario.chart:
+                _chart(scenario, rows)
     return 1 if any(r.error for r in results) else 0
 
 
