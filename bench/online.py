@@ -172,7 +172,8 @@ def reference_pacer(streams: Sequence[RefStream]) -> float:
     """
     events = [(s.arrivals.start, i) for i, s in enumerate(streams)]  # next start or arrival
     heapq.heapify(events)
-    waiting: set[RefStream] = set()  # open, with text unseen
+    # Open, with text unseen; a dict, not a set: insertion order breaks ties the same every run.
+    waiting: dict[RefStream, None] = {}
     t = events[0][0]
     while events or waiting:
         while events and events[0][0] <= t + _EPS:
@@ -185,10 +186,10 @@ def reference_pacer(streams: Sequence[RefStream]) -> float:
             if not s.ended():
                 heapq.heappush(events, (s.next_arrival(), i))
             if s.unseen():
-                waiting.add(s)
+                waiting[s] = None
         _write_all(waiting, t)
         for s in [s for s in waiting if not s.unseen()]:
-            waiting.discard(s)
+            del waiting[s]
             if s.ended():
                 s.close()
         t = min(_changes(waiting, t) + ([events[0][0]] if events else []), default=t)
@@ -196,7 +197,7 @@ def reference_pacer(streams: Sequence[RefStream]) -> float:
     return total / sum(s.arrivals.total for s in streams)
 
 
-def _write_all(waiting: set[RefStream], t: float) -> None:
+def _write_all(waiting: dict[RefStream, None], t: float) -> None:
     """Finals first (overdue ones in the order their answers ended, then most unseen first),
     then interims, most unseen first."""
 
@@ -214,7 +215,7 @@ def _write_all(waiting: set[RefStream], t: float) -> None:
             s.write(buckets, t)
 
 
-def _changes(waiting: set[RefStream], t: float) -> list[float]:
+def _changes(waiting: dict[RefStream, None], t: float) -> list[float]:
     """Times after ``t`` at which a waiting write may become possible."""
     buckets: set[Bucket] = set()
     found = []

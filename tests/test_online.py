@@ -9,6 +9,7 @@ import pytest
 
 from bench.lower_bound import Arrivals, Stream, max_writes_fixed, shared_bound
 from bench.online import Bucket, RefStream, reference_pacer
+from core.budget import FINAL_AGING_S
 from tests.fakes.discord_limits import FixedWindow
 from tests.fakes.slack_model import SlidingWindow
 from tests.test_lower_bound import random_arrivals
@@ -95,3 +96,25 @@ def test_an_unspaced_first_write_starts_every_answer_at_once() -> None:
     firsts = [s.writes[0] for s in streams]
     assert firsts[:3] == [pytest.approx(0.05)] * 3  # on their first text, no spacing
     assert firsts[3] == pytest.approx(0.05 + 60.0 / 10)  # spaced like any interim write
+
+
+def test_queued_finals_go_heaviest_first_and_overdue_ones_before_them() -> None:
+    one = Bucket(1, 1.0, reserve=0)  # one write a second for everyone
+
+    def answer(ends: float, chars: int) -> RefStream:
+        return RefStream(Arrivals(0.0, (ends,), (chars,)), interim=(one,), final=(one,))
+
+    blocker = answer(0.0, 1)  # takes the window that opens at 0
+    small, big, mid = answer(0.1, 5), answer(0.2, 900), answer(0.3, 100)
+    reference_pacer([blocker, small, big, mid])
+    assert [big.writes, mid.writes, small.writes] == [[1.0], [2.0], [3.0]]
+
+    one = Bucket(1, 1.0, reserve=0)
+    blocker, old = answer(0.0, 1), answer(0.05, 5)
+    early = [answer(0.1 * (i + 1), 900) for i in range(5)]
+    later = answer(1.5, 900)
+    reference_pacer([blocker, old, *early, later])
+    assert [s.writes[0] for s in early] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert 6.0 - 0.05 >= FINAL_AGING_S > 6.0 - 1.5
+    assert old.writes == [6.0]  # overdue: before the heavier answer that waited less
+    assert later.writes == [7.0]
