@@ -20,7 +20,12 @@ Two bounds:
   returned figure (grid optimum − ``grid_s``) is a valid bound for continuous time.
 * :func:`shared_bound` — several streams sharing buckets (one channel, one workspace, the
   global limit). A Lagrangian/knapsack relaxation over per-stream *k-write curves*
-  (:func:`k_write_curve`): valid, not necessarily tight.
+  (:func:`k_write_curve`): valid, not necessarily tight. It knows only how many writes each
+  horizon allows, not when.
+* :func:`time_indexed_bound` — several streams sharing fixed-window buckets, with the
+  buckets' limits on every interval of time priced by Lagrange multipliers (a write's price
+  depends on when it is made). Valid for any multipliers; the better ones are found by
+  subgradient ascent. Tighter where the buckets bind over time (500 answers on a global 50/s).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 __all__ = [
     "Arrivals",
     "Bound",
+    "SharedLimit",
     "fixed_window_bound",
     "k_write_curve",
     "max_writes_fixed",
@@ -41,6 +47,7 @@ __all__ = [
     "minute_tier_bound",
     "schedule_cost",
     "shared_bound",
+    "time_indexed_bound",
 ]
 
 
@@ -373,3 +380,193 @@ def _lagrangian(curves: list[np.ndarray], cap: int) -> float:
         else:
             hi = m2
     return max(dual(candidates[i]) for i in range(lo, hi + 1))
+
+
+# -- shared fixed windows over time: a time-indexed Lagrangian ----------------------------------
+
+
+@dataclass(frozen=True)
+class SharedLimit:
+    """A fixed-window bucket (``limit`` per ``window_s``) drawn on by some of the streams."""
+
+    limit: int
+    window_s: float
+    members: tuple[int, ...]  # indices into the streams
+
+
+def time_indexed_bound(
+    streams: Sequence[Stream],
+    limits: Sequence[SharedLimit],
+    *,
+    cell_s: float = 0.5,
+    horizon_s: float = 20.0,
+    iterations: int = 80,
+    step: float = 10.0,
+) -> Bound:
+    """A lower bound on the mean lag of ``streams`` under shared fixed-window ``limits``.
+
+    Constraints (valid for every schedule a fixed-window bucket accepts, whose windows open at
+    its own writes, spaced at least ``window_s`` apart): on the cells ``[t0 + k·c, t0 +
+    (k+1)·c)`` from the first start ``t0`` up to ``end`` = last arrival + ``horizon_s``,
+
+    * prefix ``[t0, X)``: at most ``limit·⌈(X − first member start)/W⌉`` writes (windows
+      starting in ``[first start, X)``);
+    * any interval ``[A, B)`` of one or two windows' length: at most ``limit·(⌈(B − A)/W⌉ +
+      1)`` (windows starting in ``(A − W, B)``).
+
+    Writes after ``end`` are unconstrained. Pricing each constraint with a multiplier λ >= 0
+    gives, for every λ, ``Σ_i min_schedule (lag_i + Σ price(write)) − Σ λ·cap`` <= the true
+    optimum (weak duality). Each stream's minimum is exact: with prices constant on cells,
+    a write that shows arrivals up to ``t`` sits either at ``t`` or at the first instant of a
+    cheaper cell before the next arrival, so those points suffice; a dynamic programme over
+    them (layered by ``free_writes``, which cost nothing) finds it. ``own_cap`` is ignored (a
+    relaxation). ``iterations`` steps of projected subgradient ascent look for good λ; the
+    best value seen is returned.
+    """
+    problem = _Priced(streams, limits, cell_s=cell_s, horizon_s=horizon_s)
+    multipliers = np.zeros(problem.caps.size)
+    best = 0.0
+    step0 = problem.step_scale * step
+    for it in range(iterations):
+        value, counts = problem.solve(multipliers)
+        dual = value - float(multipliers @ problem.caps)
+        best = max(best, dual)
+        slope = problem.slope(counts)
+        slope = np.where((multipliers > 0) | (slope > 0), slope, 0.0)
+        norm = float(np.linalg.norm(slope))
+        if norm == 0.0:  # feasible and complementary: optimal
+            break
+        multipliers = np.maximum(0.0, multipliers + step0 / math.sqrt(it + 1) * slope / norm)
+    method = f"time-indexed Lagrangian ({cell_s * 1000:.0f} ms cells, {iterations} steps)"
+    return Bound(best / problem.total, method)
+
+
+class _Priced:
+    """Candidate write points and constraint rows for :func:`time_indexed_bound`."""
+
+    def __init__(
+        self,
+        streams: Sequence[Stream],
+        limits: Sequence[SharedLimit],
+        *,
+        cell_s: float,
+        horizon_s: float,
+    ) -> None:
+        first = min(s.arrivals.start for s in streams)
+        last = max(s.arrivals.last for s in streams)
+        self.cells = cells = math.ceil((last + horizon_s - first) / cell_s)
+        self.total = float(sum(s.arrivals.total for s in streams))
+        self.members = [list(limit.members) for limit in limits]
+        blocks = [_window_rows(limit, streams, first, cells, cell_s) for limit in limits]
+        self.rows = [rows for rows, _ in blocks]  # per limit: [constraint, cell]
+        self.caps = np.concatenate([caps for _, caps in blocks])
+        edges = first + cell_s * np.arange(cells + 1)
+        points = [
+            np.unique(np.concatenate([s.arrivals.times, edges[edges > s.arrivals.start]]))
+            for s in streams
+        ]
+        n, size = len(streams), max(p.size for p in points)
+        at, shown, summed = np.zeros((n, size)), np.zeros((n, size)), np.zeros((n, size))
+        self.pad = np.ones((n, size), dtype=bool)
+        self.done = np.zeros((n, size), dtype=bool)  # the last arrival is shown
+        self.cell = np.full((n, size), cells)  # index ``cells``: after the end, unpriced
+        for i, (stream, x) in enumerate(zip(streams, points, strict=True)):
+            a, s = stream.arrivals.cumulative(x)
+            at[i, : x.size], self.pad[i, : x.size] = x, False
+            shown[i, : x.size], summed[i, : x.size] = a, s
+            shown[i, x.size :], summed[i, x.size :] = a[-1], s[-1]
+            self.done[i, : x.size] = x >= stream.arrivals.last
+            offsets = np.floor((x - first) / cell_s + 1e-9).astype(int)
+            self.cell[i, : x.size] = np.minimum(offsets, cells)
+        # total lag of the chars a write at v shows first: after none (source), after one at u
+        self.source = np.where(self.pad, np.inf, shown * at - summed)
+        self.pair = (shown[:, None, :] - shown[:, :, None]) * at[:, None, :] - (
+            summed[:, None, :] - summed[:, :, None]
+        )
+        free = np.array([s.free_writes for s in streams])
+        self.layers = int(free.max()) + 1
+        self.allowed = np.arange(self.layers)[None, :] <= free[:, None]
+        # a multiplier step of the order of one write's worth: a stream's characters times
+        # the spacing the tightest limit allows
+        self.step_scale = self.total / n * min(lim.window_s / lim.limit for lim in limits)
+
+    def slope(self, counts: list[np.ndarray]) -> np.ndarray:
+        """Each constraint's writes minus its cap: a subgradient of the dual."""
+        used = [rows @ c for rows, c in zip(self.rows, counts, strict=True)]
+        return np.concatenate(used) - self.caps
+
+    def solve(self, multipliers: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """Each stream's least priced lag, summed, and its paid writes per limit and cell."""
+        n, size = self.pad.shape
+        per_cell = np.zeros((n, self.cells + 1))
+        offset = 0
+        for members, rows in zip(self.members, self.rows, strict=True):
+            per_cell[members, : self.cells] += multipliers[offset : offset + len(rows)] @ rows
+            offset += len(rows)
+        price = np.where(self.pad, np.inf, np.take_along_axis(per_cell, self.cell, axis=1))
+        value = np.full((n, self.layers, size), np.inf)
+        parent = np.full((n, self.layers, size), -1)
+        paid = np.zeros((n, self.layers, size), dtype=bool)
+        for v in range(size):
+            came = np.full((n, self.layers), np.inf)
+            came_from = np.full((n, self.layers), -1)
+            if v:
+                reach = value[:, :, :v] + self.pair[:, None, :v, v]
+                came_from = np.argmin(reach, axis=2)
+                came = np.take_along_axis(reach, came_from[:, :, None], axis=2)[:, :, 0]
+            source = self.source[:, v]
+            # a paid write stays in its layer (layer 0 may start from nothing) ...
+            bucket, bucket_from = came.copy(), came_from.copy()
+            first = source < bucket[:, 0]
+            bucket[:, 0] = np.where(first, source, bucket[:, 0])
+            bucket_from[:, 0] = np.where(first, -1, bucket_from[:, 0])
+            bucket += price[:, v, None]
+            # ... a free write (a continuation post) moves one layer up
+            free = np.full((n, self.layers), np.inf)
+            free_from = np.full((n, self.layers), -1)
+            if self.layers > 1:
+                free[:, 1:], free_from[:, 1:] = came[:, :-1], came_from[:, :-1]
+                first = source < free[:, 1]
+                free[:, 1] = np.where(first, source, free[:, 1])
+                free_from[:, 1] = np.where(first, -1, free_from[:, 1])
+            pay = bucket <= free
+            value[:, :, v] = np.where(self.allowed, np.where(pay, bucket, free), np.inf)
+            parent[:, :, v] = np.where(pay, bucket_from, free_from)
+            paid[:, :, v] = pay
+        final = np.where(self.done[:, None, :], value, np.inf).reshape(n, -1)
+        end = np.argmin(final, axis=1)
+        streams = np.arange(n)
+        total = float(final[streams, end].sum())
+        layer, point = end // size, end % size
+        writes = np.zeros((n, self.cells + 1))
+        live = streams
+        while live.size:
+            here = (live, layer[live], point[live])
+            bought = paid[here]
+            np.add.at(writes, (live[bought], self.cell[live[bought], point[live[bought]]]), 1)
+            layer[live] -= ~bought
+            point[live] = parent[here]
+            live = live[point[live] >= 0]
+        return total, [writes[m, : self.cells].sum(axis=0) for m in self.members]
+
+
+def _window_rows(
+    limit: SharedLimit, streams: Sequence[Stream], first: float, cells: int, cell_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prefix and one- and two-window interval rows over the cells, with their caps."""
+    opened = min(streams[i].arrivals.start for i in limit.members)
+    rows, caps = [], []
+    for hi in range(1, cells + 1):
+        row = np.zeros(cells)
+        row[:hi] = 1.0
+        rows.append(row)
+        span = max(0.0, first + hi * cell_s - opened)
+        caps.append(limit.limit * math.ceil(span / limit.window_s - 1e-9))
+    for windows in (1, 2):
+        length = max(1, round(windows * limit.window_s / cell_s))
+        for lo in range(1, cells - length + 1):
+            row = np.zeros(cells)
+            row[lo : lo + length] = 1.0
+            rows.append(row)
+            caps.append(limit.limit * (math.ceil(length * cell_s / limit.window_s - 1e-9) + 1))
+    return np.array(rows), np.array(caps, dtype=float)
