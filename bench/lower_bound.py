@@ -331,21 +331,41 @@ def shared_bound(
     return Bound(best, f"relaxation: per-stream k-write curves, shared cap ({how})")
 
 
-def minute_tier_bound(streams: Sequence[Arrivals], *, shared: int) -> Bound:
-    """The least mean lag of answers that share ``shared`` writes and each end with one more.
+def minute_tier_bound(
+    streams: Sequence[Arrivals],
+    *,
+    shared: int,
+    free: Sequence[int] | None = None,
+    final_shared: bool = False,
+) -> Bound:
+    """The least mean lag of answers that share ``shared`` writes of a per-minute tier.
 
-    Slack's native streaming within one minute: each answer's text goes out in one
-    ``startStream``, appends drawn from the workspace's tier, and one ``stopStream`` — the
-    final write, at the answer's last arrival at best. When the whole row spans less than the
-    tier's minute, the tier limits only how many appends there are, never when: so with
-    ``shared`` = appends + one start per answer, the exact optimum is a knapsack over each
-    answer's k-write curve with its horizon at its own last arrival (``g[k]`` counts the
-    writes besides that final one; the curves are exact, see :func:`k_write_curve`).
+    When the whole row spans less than the tier's minute, the tier limits only how many writes
+    there are, never when. So the optimum is a knapsack over each answer's k-write curve with
+    its horizon at its own last arrival (``g[k]`` counts the writes besides the final one,
+    which sits at the last arrival at best; the curves are exact, see :func:`k_write_curve`).
+
+    * Slack's native streaming: each answer's text goes out in one ``startStream``, appends
+      drawn from the tier and one ``stopStream`` in a tier of its own: ``shared`` = appends +
+      one start per answer, and the final is not drawn from it.
+    * Post + update (``final_shared``): every write that shows text is a ``chat.update`` of
+      the shared tier, the final one too, except ``free[i]`` continuation posts (another
+      tier's, counted here as free: then the bound is a relaxation, not exact). An answer
+      that spends ``u`` updates has ``u + free − 1`` writes besides its final.
     """
-    curves = [k_write_curve(a, a.last, shared) for a in streams]
+    free = [0] * len(streams) if free is None else list(free)
+    curves = []
+    for arrivals, extra in zip(streams, free, strict=True):
+        shift = extra - (1 if final_shared else 0)
+        raw = k_write_curve(arrivals, arrivals.last, shared + max(shift, 0))
+        curve = np.full(shared + 1, np.inf)
+        lo = max(0, -shift)
+        curve[lo:] = raw[lo + shift : shared + 1 + shift]
+        curves.append(curve)
     total = _knapsack(curves, shared)
+    exact = "exact" if not any(free) else "relaxation (continuation posts free)"
     return Bound(
-        total / sum(a.total for a in streams), "exact: per-answer k-write curves, knapsack"
+        total / sum(a.total for a in streams), f"{exact}: per-answer k-write curves, knapsack"
     )
 
 

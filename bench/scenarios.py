@@ -276,6 +276,11 @@ def _slack_bound(answers: list[AnswerResult], seeds: dict[str, int], *, native: 
         bound = minute_tier_bound(arrivals, shared=SLACK_APPENDS + len(arrivals))
         how = "native: appendStream 100/min shared, one startStream and one stopStream per answer"
         return Bound(bound.mean_lag_s, f"{bound.method}; {how} (the row spans under a minute)")
+    free = [_parts(a, seeds[a.key], SLACK_UPDATE_MAX_CHARS) - 1 for a in answers]
+    if not native and span < SLACK_MINUTE_S:
+        bound = minute_tier_bound(arrivals, shared=SLACK_UPDATES, free=free, final_shared=True)
+        how = "post + update: chat.update 50/min shared, the final one too"
+        return Bound(bound.mean_lag_s, f"{bound.method}; {how} (the row spans under a minute)")
     if native:
         streams = [Stream(a) for a in arrivals]
 
@@ -286,10 +291,7 @@ def _slack_bound(answers: list[AnswerResult], seeds: dict[str, int], *, native: 
 
         how = "native: appendStream 100/min + start/stopStream 20/min shared"
     else:
-        streams = [
-            Stream(a, free_writes=_parts(answer, seeds[answer.key], SLACK_UPDATE_MAX_CHARS) - 1)
-            for a, answer in zip(arrivals, answers, strict=True)
-        ]
+        streams = [Stream(a, free_writes=f) for a, f in zip(arrivals, free, strict=True)]
 
         def cap(span: float) -> int:
             return max_writes_sliding(span, SLACK_UPDATES, SLACK_MINUTE_S)

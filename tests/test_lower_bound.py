@@ -264,3 +264,21 @@ def test_time_indexed_bound_knows_writes_cannot_wait_up() -> None:
     timed = time_indexed_bound(answers, [SharedLimit(2, 1.0, tuple(range(20)))], iterations=300)
     assert knapsack.mean_lag_s == pytest.approx(2.0)
     assert 3.5 < timed.mean_lag_s <= 4.5 + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_post_and_update_bound_is_the_joint_optimum(seed: int) -> None:
+    """Every text write is a shared update, the final one too, except one free continuation
+    post of the second answer: the knapsack equals brute force over write sets."""
+    rng = random.Random(80 + seed)
+    one, two = (random_arrivals(rng, chunks=4, span=1.0, step=0.1) for _ in range(2))
+    shared = 3
+    best = math.inf
+    for w1 in _subsets(list(one.times), range(0, 4)):
+        for w2 in _subsets(list(two.times), range(0, 4)):
+            writes1, writes2 = sorted({*w1, one.last}), sorted({*w2, two.last})
+            updates = len(writes1) + max(0, len(writes2) - 1)  # the post is free
+            if updates <= shared:
+                best = min(best, schedule_cost(one, writes1) + schedule_cost(two, writes2))
+    bound = minute_tier_bound([one, two], shared=shared, free=[0, 1], final_shared=True)
+    assert bound.mean_lag_s * (one.total + two.total) == pytest.approx(best)
