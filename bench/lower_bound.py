@@ -12,7 +12,7 @@ where ``A`` counts the characters arrived by a time and ``S`` sums their arrival
 are free of latency, hold-back and splitting rules — everything a real strategy pays on top.
 The placeholder (posted at completion start, SPEC §5) shows no text and is not a write.
 
-Two bounds:
+The bounds:
 
 * :func:`fixed_window_bound` — one stream alone in a FIXED-window bucket (the fake Discord's
   model: a window opens at the first request, takes ``limit`` requests, ends ``window_s``
@@ -26,6 +26,8 @@ Two bounds:
   buckets' limits on every interval of time priced by Lagrange multipliers (a write's price
   depends on when it is made). Valid for any multipliers; the better ones are found by
   subgradient ascent. Tighter where the buckets bind over time (500 answers on a global 50/s).
+* :func:`minute_tier_bound` — answers sharing a per-minute tier within one minute (Slack),
+  where the tier caps only the number of writes: exact by knapsack.
 """
 
 from __future__ import annotations
