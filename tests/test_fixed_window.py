@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import random
 
 import pytest
 
-from core.fixed_window import STRADDLE_S, FixedWindowBudget
+from core.fixed_window import PROBE_HOLD_S, STRADDLE_S, FixedWindowBudget
 from tests.fakes.discord_limits import FixedWindow
 
 
@@ -104,6 +105,80 @@ async def test_a_request_in_flight_when_the_window_closes_counts_in_the_next() -
     assert budget.delay(final=True) > 0.0
     budget.refund(slow)  # it never reached Discord after all
     assert budget.delay(final=True) == 0.0
+
+
+async def _standing_queue(budget: FixedWindowBudget, clock: Clock) -> list[asyncio.Task[float]]:
+    """A full window answered at 100.01 and 12 waiters queued behind it; at 101.01 it closes."""
+    slots = await _take(budget, 10)
+    clock.now = 100.01
+    for slot in slots:
+        budget.settle(slot)
+    tasks = []
+    for _ in range(12):
+        tasks.append(asyncio.create_task(budget.acquire(final=True)))
+        await asyncio.sleep(0)
+    assert _granted(tasks) == 0
+    clock.now = 101.01
+    await _look_again(budget)
+    return tasks
+
+
+async def _look_again(budget: FixedWindowBudget) -> None:
+    budget.expect(0)  # dispatches, as the budget's own timer would
+    await asyncio.sleep(0)
+
+
+def _granted(tasks: list[asyncio.Task[float]]) -> int:
+    return sum(task.done() for task in tasks)
+
+
+async def test_under_a_standing_queue_a_fresh_windows_first_grant_goes_alone() -> None:
+    """Its answer dates the window: the rest go then, and the window closes a window later."""
+    clock = Clock()
+    budget = FixedWindowBudget(10, 1.0, clock=clock)
+    tasks = await _standing_queue(budget, clock)
+    assert _granted(tasks) == 1  # the probe; eleven wait for its answer
+    clock.now = 101.014
+    budget.saw_response()
+    await asyncio.sleep(0)
+    assert _granted(tasks) == 10  # the window is full
+    clock.now = 101.05
+    for task in tasks:
+        if task.done():
+            budget.settle(task.result())
+    clock.now = 102.0139
+    await _look_again(budget)
+    assert _granted(tasks) == 10
+    clock.now = 102.0141
+    await _look_again(budget)
+    assert _granted(tasks) == 12  # it turned over one window after the probe's answer
+
+
+async def test_a_probe_that_is_not_answered_holds_the_queue_no_longer_than_its_hold() -> None:
+    clock = Clock()
+    budget = FixedWindowBudget(10, 1.0, clock=clock)
+    tasks = await _standing_queue(budget, clock)
+    clock.now = 101.01 + PROBE_HOLD_S / 2
+    await _look_again(budget)
+    assert _granted(tasks) == 1
+    clock.now = 101.01 + PROBE_HOLD_S
+    await _look_again(budget)
+    assert _granted(tasks) == 10  # the window's end stays unknown until one is answered
+    assert budget.delay(final=True) > 1.0
+
+
+async def test_a_short_queue_does_not_wait_for_a_probe() -> None:
+    clock = Clock()
+    budget = FixedWindowBudget(10, 1.0, clock=clock)
+    slots = await _take(budget, 10)
+    clock.now = 100.01
+    for slot in slots:
+        budget.settle(slot)
+    tasks = [asyncio.create_task(budget.acquire(final=True)) for _ in range(5)]
+    await asyncio.sleep(0)
+    clock.now = 101.01
+    await _look_again(budget)
+    assert _granted(tasks) == 5  # the window will not fill: its end matters little
 
 
 async def test_a_refund_frees_its_slot_in_the_current_window() -> None:
