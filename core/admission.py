@@ -4,8 +4,9 @@ Checked by the bridge before a user's text reaches Voiceflow:
 
 * allowlists of guilds/workspaces and channels (configuration; DMs are always allowed when
   no workspace allowlist excludes them);
-* a per-user rate limit (``USER_RATE_LIMIT_PER_MINUTE``): a flooding user gets one polite
-  reply per window and Voiceflow sees a bounded number of turns; other users are unaffected;
+* a per-user rate limit (``USER_RATE_LIMIT_PER_MINUTE``, off by default): a flooding user gets
+  one polite reply per window and Voiceflow sees a bounded number of turns; other users are
+  unaffected;
 * input bounds: control characters are removed and messages longer than
   :data:`MAX_INPUT_CHARS` are refused with a clear reply instead of being sent.
 """
@@ -61,6 +62,7 @@ class Verdict:
 
     text: str | None = None
     reply: str | None = None
+    empty: bool = False  # nothing but a mention (or whitespace)
 
 
 class Admission:
@@ -78,10 +80,12 @@ class Admission:
         if len(cleaned) > MAX_INPUT_CHARS:
             return Verdict(reply=TOO_LONG.format(n=len(cleaned), max=MAX_INPUT_CHARS))
         if not cleaned:
-            return Verdict(reply=EMPTY)
+            return Verdict(reply=EMPTY, empty=True)
         return Verdict(text=cleaned)
 
     def _take(self, user: str) -> bool:
+        if self._per_minute <= 0:
+            return True  # no limit configured
         now = self._clock()
         recent = self._recent.setdefault(user, collections.deque())
         while recent and recent[0] <= now - RATE_WINDOW_S:

@@ -97,10 +97,14 @@ class Bridge:
         """Run the user's text as a turn (after ``launch`` if the conversation is new/ended).
 
         ``author`` (default: the key's user) is who the per-user rate limit counts. Refused
-        input (too fast, too long, empty) gets a notice and never reaches Voiceflow.
+        input (too fast, too long, empty) gets a notice and never reaches Voiceflow — except
+        that a bare mention opening a new (or ended) conversation launches it: a greeting.
         """
         who = f"{key.platform}|{key.workspace}|{author or key.user or key.place}"
         verdict = self._admission.check(who, text)
+        if verdict.empty and await self._is_new(key):
+            await self.launch(key, renderer)
+            return
         if verdict.text is None:
             if verdict.reply is not None:
                 await renderer.send_notice(verdict.reply)
@@ -147,6 +151,10 @@ class Bridge:
         self._no_reply.clear()
 
     # -- internals -------------------------------------------------------------------------
+    async def _is_new(self, key: ConversationKey) -> bool:
+        conversation = await self._store.conversation(key.id)
+        return conversation is None or conversation.ended
+
     def _lock(self, key: ConversationKey) -> asyncio.Lock:
         self._keys[key.id] = key
         return self._locks.setdefault(key.id, asyncio.Lock())
@@ -161,13 +169,16 @@ class Bridge:
     ) -> None:
         self._cancel_no_reply(key.id)
         async with self._lock(key):
-            conversation = await self._store.conversation(key.id)
-            fresh = conversation is None or conversation.ended
+            # A turn that ran while this one waited may have armed a timer: input cancels it.
+            self._cancel_no_reply(key.id)
+            fresh = await self._is_new(key)
             conversation = await self._store.begin(key.id)
             user_id = key.user_id(conversation.generation)
             result = None
             if fresh and launch_first:
                 result = await self._run(key, user_id, LAUNCH, renderer)
+                if result.error is not None:  # not launched: the next message launches again
+                    await self._store.set_ended(key.id, True)
             if action is not None and not (result and (result.error or result.ended)):
                 result = await self._run(key, user_id, action, renderer)
             if result is not None:
@@ -200,9 +211,10 @@ class Bridge:
         return result
 
     async def _after(self, key: ConversationKey, result: TurnResult, renderer: Renderer) -> None:
-        if result.ended:
-            await self._store.set_ended(key.id, True)
+        if result.ended:  # a fresh Voiceflow state (a new userID) for the next message
+            await self._store.rotate(key.id)
         elif result.no_reply_timeout_s is not None:
+            self._cancel_no_reply(key.id)
             self._no_reply[key.id] = asyncio.create_task(
                 self._no_reply_after(key, result.no_reply_timeout_s, renderer),
                 name=f"no-reply {key.id}",

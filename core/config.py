@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from core.errors import ConfigError
 
-__all__ = ["ConfigErrors", "Secret", "Settings", "load_settings"]
+__all__ = ["ConfigErrors", "Secret", "Settings", "load_settings", "safe_url"]
 
 DEFAULT_VOICEFLOW_API_URL = "https://general-runtime.voiceflow.com"
 DEFAULT_DISCORD_API_URL = "https://discord.com/api/v10"
@@ -24,9 +24,19 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_STATE_URL = "sqlite:///vf-bridge.db"
 DEFAULT_VOICEFLOW_IDLE_TIMEOUT_S = 60.0
 
-# `VF.DM.<24 hex>.<secret>`: the secret's length varies, so only prefix and parts are checked.
-_VOICEFLOW_KEY = re.compile(r"^VF\.DM\.[0-9a-fA-F]{24}\.[A-Za-z0-9_\-]+$")
-_PROJECT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+# `VF.DM.<24 hex>.<secret>`: ids and secret lengths vary (docs, public keys, private clouds), so
+# only the prefix and the three dot-separated parts are checked (docs/voiceflow-api.md §7).
+_VOICEFLOW_KEY = re.compile(r"^VF\.DM\.[^\s.]+\.[^\s.]+$")
+# The project id goes into the request path: anything without a separator or whitespace.
+_PROJECT_ID = re.compile(r"^[^\s/?#%]+$")
+_ENVIRONMENT = re.compile(r"^(production|development|[0-9a-fA-F]{24})$")
+_USERINFO = re.compile(r"(?<=//)[^/@\s]*@")
+
+
+def safe_url(url: str) -> str:
+    """``url`` fit for a log line or an error: any ``user:password@`` replaced by ``***@``."""
+    return _USERINFO.sub("***@", url)
+
 
 Scope = Literal["channel", "user", "channel_user"]
 StreamUnit = Literal["word", "sentence"]
@@ -79,7 +89,7 @@ class Settings:
     allowed_guilds: frozenset[str] = field(default_factory=frozenset)
     allowed_channels: frozenset[str] = field(default_factory=frozenset)
     allowed_workspaces: frozenset[str] = field(default_factory=frozenset)
-    user_rate_limit_per_minute: int = 10
+    user_rate_limit_per_minute: int = 0  # 0: no limit
 
     @property
     def uses_simulator(self) -> bool:
@@ -130,7 +140,7 @@ class _Reader:
         value = self.text(name, default) or default
         parts = urlsplit(value)
         if parts.scheme not in schemes or not parts.netloc:
-            self.fail(name, f"must be a {'/'.join(schemes)} URL, got {value!r}")
+            self.fail(name, f"must be a {'/'.join(schemes)} URL, got {safe_url(value)!r}")
             return default
         return value
 
@@ -194,11 +204,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     key = r.secret("VOICEFLOW_API_KEY")
     project = r.text("VOICEFLOW_PROJECT_ID")
     if key is not None and not _VOICEFLOW_KEY.match(key.reveal()):
-        r.fail("VOICEFLOW_API_KEY", "must be a Dialog Manager key shaped VF.DM.<24 hex>.<secret>")
+        r.fail("VOICEFLOW_API_KEY", "must be a Dialog Manager key shaped VF.DM.<id>.<secret>")
     if key is not None and project is None:
         r.fail("VOICEFLOW_PROJECT_ID", "is required when VOICEFLOW_API_KEY is set")
     if project is not None and not _PROJECT_ID.match(project):
-        r.fail("VOICEFLOW_PROJECT_ID", "must be the 24-hex project id from Agent Settings")
+        r.fail("VOICEFLOW_PROJECT_ID", "must be the project id from Agent Settings, no / or spaces")
+    environment = r.text("VOICEFLOW_ENVIRONMENT", "production") or "production"
+    if not _ENVIRONMENT.match(environment):
+        r.fail(
+            "VOICEFLOW_ENVIRONMENT",
+            f"must be production, development or a 24-hex environment id, got {environment!r}",
+        )
     slack_bot = r.secret("SLACK_BOT_TOKEN")
     slack_app = r.secret("SLACK_APP_TOKEN")
     signing = r.secret("SLACK_SIGNING_SECRET")
@@ -209,7 +225,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     settings = Settings(
         voiceflow_api_key=key,
         voiceflow_project_id=project,
-        voiceflow_environment=r.text("VOICEFLOW_ENVIRONMENT", "production") or "production",
+        voiceflow_environment=environment,
         voiceflow_api_url=r.url("VOICEFLOW_API_URL", DEFAULT_VOICEFLOW_API_URL, ("http", "https")),
         voiceflow_idle_timeout_s=r.seconds(
             "VOICEFLOW_IDLE_TIMEOUT_S", DEFAULT_VOICEFLOW_IDLE_TIMEOUT_S, 0.1, 3600.0
@@ -234,7 +250,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         allowed_guilds=r.id_set("DISCORD_ALLOWED_GUILDS"),
         allowed_channels=r.id_set("ALLOWED_CHANNELS"),
         allowed_workspaces=r.id_set("SLACK_ALLOWED_WORKSPACES"),
-        user_rate_limit_per_minute=r.integer("USER_RATE_LIMIT_PER_MINUTE", 10, 1, 10_000),
+        user_rate_limit_per_minute=r.integer("USER_RATE_LIMIT_PER_MINUTE", 0, 0, 10_000),
     )
     if r.errors:
         raise ConfigErrors(r.errors)
@@ -257,6 +273,8 @@ def _check_slack(
 def _state_url(r: _Reader) -> str:
     value = r.text("STATE_URL", DEFAULT_STATE_URL) or DEFAULT_STATE_URL
     if not value.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
-        r.fail("STATE_URL", f"must be sqlite:///PATH or redis://HOST:PORT/DB, got {value!r}")
+        r.fail(
+            "STATE_URL", f"must be sqlite:///PATH or redis://HOST:PORT/DB, got {safe_url(value)!r}"
+        )
         return DEFAULT_STATE_URL
     return value

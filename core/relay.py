@@ -75,6 +75,7 @@ class TurnRelay:
         self._inbox: asyncio.Queue[Trace | None] = asyncio.Queue()
         self._typing: asyncio.Task[None] | None = None
         self._stopped = False
+        self._stop_shown = False  # a message already ended as stopped
         self.result = TurnResult()
 
     def stop(self) -> None:
@@ -106,7 +107,8 @@ class TurnRelay:
         exc = failure or (None if reader.cancelled() else reader.exception())
         if exc is None and reader.cancelled():
             self.result.outcome = Outcome.STOPPED if self._stopped else Outcome.INTERRUPTED
-            await self._close_stream(self.result.outcome, notice_if_none=self._stopped)
+            notice = self._stopped and not self._stop_shown
+            await self._close_stream(self.result.outcome, notice_if_none=notice)
         elif exc is None:
             await self._close_stream(Outcome.COMPLETE)
         elif isinstance(exc, StreamInterruptedError):
@@ -197,6 +199,11 @@ class TurnRelay:
             return
         stream = self._stream = self._renderer.start_stream(self._stop_id)
         for word in _WORD.findall(message):
+            if self._stopped:  # the stop control: the message ends here, as stopped
+                self.result.outcome = Outcome.STOPPED
+                self._stop_shown = True
+                await self._close_stream(Outcome.STOPPED)
+                return
             stream.append(word)
             await asyncio.sleep(STATIC_WORD_DELAY_S)
         await self._close_stream(Outcome.COMPLETE)

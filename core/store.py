@@ -8,6 +8,7 @@ record. The schema is created on open.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from core.errors import ConfigError
 from core.traces import Button
 
 __all__ = ["Conversation", "InFlight", "SqliteStore", "Store", "StoredButton", "open_store"]
@@ -85,7 +87,8 @@ class Store(Protocol):
     async def set_ended(self, key: str, ended: bool) -> None: ...
 
     async def rotate(self, key: str) -> Conversation | None:
-        """Reset: bump the generation (a new Voiceflow userID); returns the old record."""
+        """Reset or ``end``: bump the generation (a new Voiceflow userID) and mark the
+        conversation ended, so the next message launches; returns the old record."""
 
     async def save_buttons(self, conversation: str, buttons: list[tuple[str, Button]]) -> None: ...
 
@@ -111,11 +114,20 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
-        db = await aiosqlite.connect(path)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.executescript(_SCHEMA)
-        await db.commit()
+        """Open (creating it if need be) the SQLite file; a path it cannot use is a
+        :class:`~core.errors.ConfigError` naming ``STATE_URL``."""
+        try:
+            db = await aiosqlite.connect(path)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError("STATE_URL", f"cannot open the SQLite file {path} ({exc})") from exc
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.executescript(_SCHEMA)
+            await db.commit()
+        except (sqlite3.Error, OSError) as exc:
+            await db.close()
+            raise ConfigError("STATE_URL", f"cannot use the SQLite file {path} ({exc})") from exc
         return cls(db)
 
     async def conversation(self, key: str) -> Conversation | None:

@@ -125,7 +125,7 @@ def parse_trace(raw: Any) -> Trace:
     parser = _PARSERS.get(kind)
     if parser is None:
         if kind not in IGNORED_KINDS:
-            log.info("skipping unknown trace type %r", kind)
+            log.debug("skipping unknown trace type %r", kind)
         return Ignored(kind, payload)
     try:
         return parser(payload)

@@ -33,7 +33,7 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from core.config import Secret
+from core.config import Secret, safe_url
 from core.errors import (
     StreamInterruptedError,
     VoiceflowAuthError,
@@ -269,11 +269,11 @@ class VoiceflowClient:
             response = await self._http.send(request, stream=True)
         except httpx.UnsupportedProtocol as exc:
             raise VoiceflowUnavailableError(
-                f"VOICEFLOW_API_URL {self._base_url!r} is not an http(s) URL"
+                f"VOICEFLOW_API_URL {safe_url(self._base_url)!r} is not an http(s) URL"
             ) from exc
         except httpx.TransportError as exc:
             return _Failure(
-                f"cannot reach Voiceflow at {self._base_url} ({type(exc).__name__}): "
+                f"cannot reach Voiceflow at {safe_url(self._base_url)} ({type(exc).__name__}): "
                 "check VOICEFLOW_API_URL and the network"
             )
         if response.is_success:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.admission import EMPTY
 from core.bridge import Bridge, ConversationKey
 from core.config import Secret, Settings
 from core.platform import Outcome
@@ -40,6 +41,10 @@ async def bridge(simulator: Simulator, tmp_path: Path) -> AsyncIterator[Bridge]:
         await bridge.aclose()
         await client.aclose()
         await store.close()
+
+
+#: The simulator's `noreply` reply asks for an answer within this many seconds.
+NO_REPLY_S = 2.0
 
 
 def key(place: str = "c1") -> ConversationKey:
@@ -133,6 +138,20 @@ async def test_an_end_trace_makes_the_next_message_launch(
     await bridge.handle_message(key(), "end", out)
     await bridge.handle_message(key(), "hello", out)
     assert [a["type"] for a in interacts(simulator)] == ["launch", "text", "launch", "text"]
+    paths = [r.path for r in simulator.requests if r.path.endswith("/interact/stream")]
+    assert all(key().user_id(1) in p for p in paths[:2])
+    assert all(key().user_id(2) in p for p in paths[2:])  # a fresh Voiceflow state (SPEC §4)
+
+
+async def test_a_launch_that_failed_is_sent_again_with_the_next_message(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    out = renderer()
+    simulator.faults.fail_next(401)  # refused, not retried
+    await bridge.handle_message(key(), "hi", out)
+    assert [a["type"] for a in interacts(simulator)] == ["launch"]  # answered 401
+    await bridge.handle_message(key(), "hi again", out)
+    assert [a["type"] for a in interacts(simulator)] == ["launch", "launch", "text"]
 
 
 async def test_buttons_send_their_request_verbatim(bridge: Bridge, simulator: Simulator) -> None:
@@ -165,3 +184,27 @@ async def test_user_input_cancels_the_no_reply_timer(bridge: Bridge, simulator: 
     await bridge.handle_message(key(), "noreply", out)
     await bridge.handle_message(key(), "I'm here", out)
     assert bridge._no_reply == {}
+
+
+async def test_input_that_waited_for_a_turn_cancels_the_timer_that_turn_armed(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    out = renderer()
+    await bridge.handle_message(key(), "hi", out)
+    asking = asyncio.create_task(bridge.handle_message(key(), "noreply", out))
+    await asyncio.sleep(0)  # it holds the conversation; the answer below waits for it
+    answer = asyncio.create_task(bridge.handle_message(key(), "I am here", out))
+    await asyncio.gather(asking, answer)
+    await asyncio.sleep(NO_REPLY_S + 1.0)
+    assert {"type": "no-reply"} not in interacts(simulator)
+
+
+async def test_a_bare_mention_opening_a_conversation_launches_it(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    out = renderer()
+    await bridge.handle_message(key(), "   ", out)
+    assert [a["type"] for a in interacts(simulator)] == ["launch"]  # a greeting, no text turn
+    await bridge.handle_message(key(), "", out)  # in a running conversation: nothing to send
+    assert [a["type"] for a in interacts(simulator)] == ["launch"]
+    assert [v for k, v in out.events if k == "notice"] == [EMPTY]

@@ -183,6 +183,19 @@ async def test_an_unreachable_redis_is_one_line_naming_state_url(environ: dict[s
     assert [line for line in err.splitlines() if "STATE_URL" in line]
 
 
+async def test_an_unusable_sqlite_path_is_one_line_naming_state_url(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    unusable = environ | {"STATE_URL": f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"}
+    code, out, err = await run(["check"], unusable)
+    assert code != 0 and "Traceback" not in out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and "STATE_URL" in problems[0]
+    code, out, err = await run(["chat"], unusable, b"hello\n")
+    assert code != 0 and "Traceback" not in err
+    assert [line for line in err.splitlines() if "STATE_URL" in line]
+
+
 async def test_chat_on_a_redis_store(environ: dict[str, str], tmp_path: Path) -> None:
     async with redis_server(tmp_path) as url:
         code, out, _ = await run(["chat"], environ | {"STATE_URL": url}, b"hello\n")

@@ -41,6 +41,13 @@ def errors_of(env: dict[str, str]) -> list[str]:
         ({"STREAM_UNIT": "token"}, ["STREAM_UNIT"]),
         ({"STATE_URL": "mysql://x"}, ["STATE_URL"]),
         ({"STREAM_STATIC_TEXT": "maybe"}, ["STREAM_STATIC_TEXT"]),
+        ({"VOICEFLOW_ENVIRONMENT": "not valid!"}, ["VOICEFLOW_ENVIRONMENT"]),
+        (
+            {"VOICEFLOW_API_KEY": "VF.DM.only-two", "VOICEFLOW_PROJECT_ID": "p"},
+            ["VOICEFLOW_API_KEY"],
+        ),
+        ({"VOICEFLOW_API_KEY": GOOD_KEY, "VOICEFLOW_PROJECT_ID": "a/b"}, ["VOICEFLOW_PROJECT_ID"]),
+        ({"USER_RATE_LIMIT_PER_MINUTE": "-1"}, ["USER_RATE_LIMIT_PER_MINUTE"]),
     ],
 )
 def test_each_problem_names_its_variable(env: dict[str, str], variables: list[str]) -> None:
@@ -56,8 +63,37 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
     settings = load_settings(env)
     assert GOOD_KEY not in repr(settings)
     assert settings.secrets() == [GOOD_KEY]
-    bad = "VF.DM.short.secretvalue"
+    bad = "VF.WS.0123456789abcdef01234567.secretvalue"  # a workspace key, not a DM key
     with pytest.raises(ConfigErrors) as info:
         load_settings({"VOICEFLOW_API_KEY": bad, "VOICEFLOW_PROJECT_ID": GOOD_PROJECT})
     assert bad not in str(info.value)
     assert "secret" not in repr(Secret("secret"))
+
+
+def test_keys_project_ids_and_environments_of_any_documented_shape_are_accepted() -> None:
+    """Only the DM prefix and the key's three parts are checked (docs/voiceflow-api.md §7)."""
+    for key, project, environment in [
+        ("VF.DM.abc.secret123456", "myproject", "development"),
+        (GOOD_KEY, GOOD_PROJECT, "0123456789abcdef01234567"),
+    ]:
+        settings = load_settings(
+            {
+                "VOICEFLOW_API_KEY": key,
+                "VOICEFLOW_PROJECT_ID": project,
+                "VOICEFLOW_ENVIRONMENT": environment,
+            }
+        )
+        assert settings.voiceflow_project_id == project
+        assert settings.voiceflow_environment == environment
+
+
+def test_a_bad_url_is_echoed_without_its_credentials() -> None:
+    with pytest.raises(ConfigErrors) as info:
+        load_settings({"STATE_URL": "postgres://user:hunter2pw@db.internal/x"})
+    assert "hunter2pw" not in str(info.value)
+    assert "postgres://***@db.internal/x" in str(info.value)
+
+
+def test_no_user_rate_limit_unless_configured() -> None:
+    assert load_settings({}).user_rate_limit_per_minute == 0
+    assert load_settings({"USER_RATE_LIMIT_PER_MINUTE": "5"}).user_rate_limit_per_minute == 5

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
+import pytest
+
 from core.errors import PlatformError, StreamInterruptedError, VoiceflowAuthError
 from core.platform import ButtonRef, Outcome
 from core.relay import TurnRelay
@@ -153,6 +155,32 @@ async def test_static_text_can_be_fake_streamed() -> None:
     await turn.run(script(Text("A static message with several words.")))
     assert renderer.platform.visible() == ["A static message with several words."]
     assert [k for k, _ in renderer.events] == ["stream"]
+
+
+@pytest.mark.parametrize("still_reading", [False, True])
+async def test_stop_during_fake_streamed_text_ends_it_as_stopped(still_reading: bool) -> None:
+    """Both when Voiceflow has sent everything already and while it is still sending."""
+    words = " ".join(f"word{i}" for i in range(200))
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    turn = TurnRelay(renderer, save, stop_id="s", stream_static_text=True)
+
+    async def traces() -> AsyncIterator[Trace]:
+        yield Text(words)
+        if still_reading:
+            await asyncio.Event().wait()
+        yield Text("after the stop")
+
+    task = asyncio.create_task(turn.run(traces()))
+    while not renderer.platform.visible():
+        renderer.platform.changed.clear()
+        await renderer.platform.changed.wait()
+    turn.stop()
+    result = await task
+    assert result.outcome is Outcome.STOPPED
+    (shown,) = renderer.platform.visible()  # one message, no second notice
+    text, _, note = shown.rpartition("\n\n")
+    assert note == Outcome.STOPPED.note
+    assert words.startswith(text) and 0 < len(text) < len(words)
 
 
 class GatedRenderer(RecordingRenderer):

@@ -192,8 +192,11 @@ def test_noise_is_ignored_quietly(kind: str, caplog: pytest.LogCaptureFixture) -
     assert caplog.records == []
 
 
-def test_unknown_trace_is_ignored_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_trace_is_ignored_and_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="core.traces")
+    parse_trace({"type": "calendar", "payload": {}, "paths": []})
+    assert "calendar" not in caplog.text  # SPEC §6: logged at debug, not at info
+    caplog.set_level(logging.DEBUG, logger="core.traces")
     trace = parse_trace({"type": "calendar", "payload": {"today": 1}, "paths": []})
     assert trace == Ignored("calendar")
     assert isinstance(trace, Ignored) and trace.payload == {"today": 1}
