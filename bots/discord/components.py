@@ -13,7 +13,7 @@ forever, and a second dispatcher we do not want.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import discord
@@ -23,6 +23,7 @@ from core.traces import Card, Visual
 
 __all__ = [
     "BUTTON_PREFIX",
+    "MAX_BUTTONS",
     "MAX_BUTTONS_PER_ROW",
     "MAX_EMBEDS",
     "MAX_ROWS",
@@ -42,6 +43,7 @@ BUTTON_PREFIX = "vfb:"
 STOP_PREFIX = "vfs:"
 MAX_BUTTONS_PER_ROW = 5
 MAX_ROWS = 5
+MAX_BUTTONS = MAX_BUTTONS_PER_ROW * MAX_ROWS  # per message
 MAX_LABEL_CHARS = 80
 MAX_EMBEDS = 10
 MAX_EMBED_TITLE_CHARS = 256
@@ -79,8 +81,7 @@ def stop_view(stop_id: str) -> discord.ui.View:
 
 def choice_views(refs: Sequence[ButtonRef]) -> list[discord.ui.View]:
     """Buttons of a choice trace: five per row, five rows per message, more in further messages."""
-    per_message = MAX_BUTTONS_PER_ROW * MAX_ROWS
-    chunks = [refs[i : i + per_message] for i in range(0, len(refs), per_message)]
+    chunks = [refs[i : i + MAX_BUTTONS] for i in range(0, len(refs), MAX_BUTTONS)]
     return [_frozen(_button(ref, "") for ref in chunk) for chunk in chunks]
 
 
@@ -91,36 +92,59 @@ class CardMessage:
 
 
 def card_messages(cards: Sequence[tuple[Card, Sequence[ButtonRef]]]) -> list[CardMessage]:
-    """A card or carousel as few messages as the limits allow (10 embeds, 6000 chars, 5 rows).
+    """A card or carousel as few messages as the limits allow (10 embeds, 6000 chars, 25 buttons).
 
-    In a carousel every button label starts with its card's title, so rows stay attributable.
+    A carousel's buttons are packed five to a row across cards, not one row per card, so SPEC §6
+    "up to 10 embeds with buttons" is one message whenever they fit in 25. Every button label
+    therefore starts with its card's title. A card is never split from its first buttons.
     """
     messages: list[CardMessage] = []
-    embeds: list[discord.Embed] = []
-    rows: list[list[discord.ui.Button[discord.ui.View]]] = []
+    draft = _Draft()
     labelled = len(cards) > 1
     for number, (card, refs) in enumerate(cards, start=1):
-        embed = card_embed(card)
         prefix = _card_prefix(card, number) if labelled else ""
-        card_rows = _button_rows(refs, prefix)
-        if embeds and (
-            len(embeds) >= MAX_EMBEDS
-            or sum(len(e) for e in embeds) + len(embed) > MAX_EMBED_TOTAL_CHARS
-            or len(rows) + len(card_rows) > MAX_ROWS
-        ):
-            messages.append(CardMessage(embeds, _frozen_rows(rows)))
-            embeds, rows = [], []
-        embeds.append(embed)
-        while len(rows) + len(card_rows) > MAX_ROWS:  # one card with more than 25 buttons
-            take = MAX_ROWS - len(rows)
-            rows.extend(card_rows[:take])
-            card_rows = card_rows[take:]
-            messages.append(CardMessage(embeds, _frozen_rows(rows)))
-            embeds, rows = [], []
-        rows.extend(card_rows)
-    if embeds or rows:
-        messages.append(CardMessage(embeds, _frozen_rows(rows)))
+        embed, buttons = card_embed(card), [_button(ref, prefix) for ref in refs]
+        if not draft.has_room(embed, len(buttons)):
+            messages.append(draft.as_message())
+            draft = _Draft()
+        draft.embeds.append(embed)
+        buttons = draft.take(buttons)
+        while buttons:  # one card with more than 25 buttons: the rest go on in further messages
+            messages.append(draft.as_message())
+            draft = _Draft()
+            buttons = draft.take(buttons)
+    if draft.embeds or draft.buttons:
+        messages.append(draft.as_message())
     return messages
+
+
+@dataclass
+class _Draft:
+    """The card message being filled."""
+
+    embeds: list[discord.Embed] = field(default_factory=list)
+    buttons: list[discord.ui.Button[discord.ui.View]] = field(default_factory=list)
+
+    def has_room(self, embed: discord.Embed, button_count: int) -> bool:
+        """Whether a card fits whole; an empty draft takes any card."""
+        if not (self.embeds or self.buttons):
+            return True
+        return (
+            len(self.embeds) < MAX_EMBEDS
+            and sum(len(e) for e in self.embeds) + len(embed) <= MAX_EMBED_TOTAL_CHARS
+            and len(self.buttons) + button_count <= MAX_BUTTONS
+        )
+
+    def take(
+        self, buttons: list[discord.ui.Button[discord.ui.View]]
+    ) -> list[discord.ui.Button[discord.ui.View]]:
+        """Add as many of ``buttons`` as the message holds; return the rest."""
+        room = MAX_BUTTONS - len(self.buttons)
+        self.buttons.extend(buttons[:room])
+        return buttons[room:]
+
+    def as_message(self) -> CardMessage:
+        return CardMessage(self.embeds, _frozen_rows(_rows(self.buttons)))
 
 
 def card_embed(card: Card) -> discord.Embed:
@@ -166,10 +190,9 @@ def label_of(message: discord.Message, custom_id: str) -> str | None:
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _button_rows(
-    refs: Sequence[ButtonRef], prefix: str
+def _rows(
+    buttons: list[discord.ui.Button[discord.ui.View]],
 ) -> list[list[discord.ui.Button[discord.ui.View]]]:
-    buttons = [_button(ref, prefix) for ref in refs]
     return [
         buttons[i : i + MAX_BUTTONS_PER_ROW] for i in range(0, len(buttons), MAX_BUTTONS_PER_ROW)
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.simulator import DefaultAgent
+from core.simulator.agent import ScriptedAgent, carousel, path_button
 from core.simulator.content import label_answer
 from tests.e2e import discord_fixtures
 from tests.e2e.discord_fixtures import DiscordWorld, expected_answer
@@ -141,13 +142,72 @@ async def test_a_carousel_is_one_message_of_embeds(discord_world: DiscordWorld) 
     await w.dm("a carousel please")
     message = await wait_for_buttons(w, "5000", "Espresso · Espresso")
     assert [e["title"] for e in message.embeds] == ["Espresso", "Latte", "Crème brûlée"]
-    assert len(message.components) == 3  # one row per card, labelled with its card
+    assert len(message.components) == 1  # packed five to a row, each labelled with its card
     labels = [b["label"] for b in buttons_of(message)]
     assert labels == ["Espresso · Espresso", "Latte · Latte", "Crème brûlée · Crème brûlée"]
     await w.fake.click(message.id, custom_id(message, "Latte · Latte"))
     await w.wait_for_content("5000", expected_answer_for_path("Latte"))
     assert message.content.endswith("**human** chose *Latte · Latte*")
     assert w.fake.count_429 == 0
+
+
+def numbered_card(n: int, buttons: int) -> dict[str, Any]:
+    """Carousel card "Card <n>" with path buttons "Pick <n>a", "Pick <n>b", ..."""
+    picks = [path_button(f"Pick {n}{'abc'[i]}", f"c{n}b{i}") for i in range(buttons)]
+    return {"id": f"card-{n}", "title": f"Card {n}", "description": {"text": "d"}, "buttons": picks}
+
+
+def show_carousel(world: DiscordWorld, buttons: int) -> list[dict[str, Any]]:
+    """Script "big carousel" as ten cards with ``buttons`` buttons each; returns the traces."""
+    traces = [carousel(*(numbered_card(n, buttons) for n in range(1, 11)))]
+    world.simulator.agent = ScriptedAgent(
+        launch=[], texts={"big carousel": traces}, requests={}, default=None
+    )
+    return traces
+
+
+async def click_in_carousel(
+    world: DiscordWorld, message: FakeMessage, traces: list[dict[str, Any]], label: str
+) -> None:
+    """Click ``label``: request sent verbatim, chooser shown, the message's set disabled."""
+    name = label.split(" · ")[1]  # the button's own name, after its card's title
+    await world.fake.click(message.id, custom_id(message, label))
+    await world.wait_for_content("5000", expected_answer_for_path(name))
+    sent = next(b for c in traces[0]["payload"]["cards"] for b in c["buttons"] if b["name"] == name)
+    assert world.voiceflow_actions()[-1] == sent["request"]
+    assert message.content == f"**human** chose *{label}*"
+    assert all(b.get("disabled") is True for b in buttons_of(message))
+    assert [b["label"] for b in buttons_of(message) if b["style"] == 3] == [label]
+    assert world.fake.count_429 == 0
+
+
+async def test_ten_cards_with_two_buttons_each_are_one_message(discord_world: DiscordWorld) -> None:
+    w = discord_world
+    traces = show_carousel(w, buttons=2)
+    await w.dm("big carousel")
+    message = await wait_for_buttons(w, "5000", "Card 10 · Pick 10b")
+    assert [e["title"] for e in message.embeds] == [f"Card {n}" for n in range(1, 11)]
+    assert [len(row["components"]) for row in message.components] == [5, 5, 5, 5]
+    assert [m.id for m in w.bot_messages("5000") if m.embeds] == [message.id]
+    labels = [b["label"] for b in buttons_of(message)]
+    assert labels == [f"Card {n} · Pick {n}{x}" for n in range(1, 11) for x in "ab"]
+    # The last button of the last packed row (card 10 shares rows with the cards before it).
+    await click_in_carousel(w, message, traces, "Card 10 · Pick 10b")
+
+
+async def test_ten_cards_with_three_buttons_each_are_two_messages(
+    discord_world: DiscordWorld,
+) -> None:
+    w = discord_world
+    traces = show_carousel(w, buttons=3)
+    await w.dm("big carousel")
+    await wait_for_buttons(w, "5000", "Card 10 · Pick 10c")
+    first, second = [m for m in w.bot_messages("5000") if m.embeds]
+    assert [len(m.embeds) for m in (first, second)] == [8, 2]  # 24 buttons, then 6
+    assert [len(row["components"]) for row in first.components] == [5, 5, 5, 5, 4]
+    assert [len(row["components"]) for row in second.components] == [5, 1]
+    # A click in the split-off message works the same; that message is its button set.
+    await click_in_carousel(w, second, traces, "Card 9 · Pick 9a")
 
 
 def expected_answer_for_path(label: str) -> str:
