@@ -267,7 +267,9 @@ class PacedMessage:
         parts = self._parts()
         while len(parts) > 1 and self._current is not None:
             done = parts.pop(0)
-            await self._write_final(self._current, done.rendered)
+            if not await self._write_final(self._current, done.rendered):
+                self._edits_broken = True  # _finalize posts exactly the unseen rest anew
+                return
             self._frozen += len(done.body)
             self._carry = parts[0].prefix
             self._visible_upto = self._frozen

@@ -120,6 +120,30 @@ async def test_failing_edits_deliver_only_the_unseen_remainder() -> None:
     assert len(shown) >= 2
 
 
+class FirstMessageFrozen(RecordingWriter):
+    """A writer that cannot edit the first message's final text in (it keeps failing)."""
+
+    async def edit(self, message_id: str, text: str, *, stop_id: str | None) -> None:
+        if message_id == "1" and stop_id is None:
+            raise PlatformError("500")
+        await super().edit(message_id, text, stop_id=stop_id)
+
+
+async def test_a_full_part_that_cannot_be_frozen_loses_none_of_its_text() -> None:
+    platform = Platform(limit=50, window_s=WINDOW_S)
+    message = PacedMessage(
+        FirstMessageFrozen(platform),
+        edit_budget=RateBudget(platform.limit, platform.window_s),
+        post_budget=RateBudget(platform.limit, platform.window_s),
+        stop_id="s1",
+    )
+    text = await stream(message, words(600), 0.0005)  # about three messages' worth
+    await message.finish()
+    shown = [v.removesuffix(CURSOR) for v in platform.visible()]
+    first, rest = shown[0], "".join(shown[1:])
+    assert text.startswith(first) and first + rest == text  # the unseen rest posted once
+
+
 async def test_empty_completion_removes_the_placeholder() -> None:
     platform = Platform(limit=5, window_s=WINDOW_S)
     message = make(platform)
