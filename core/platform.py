@@ -54,7 +54,8 @@ class ButtonRef:
 
     Adapters put ``id`` into the platform's button id (Discord ``custom_id``, Slack
     ``action_id``/``value``); a click hands ``id`` back to ``Bridge.click``. Link buttons
-    (``button.url``) open the URL and are not stored clicks on platforms that support links.
+    (``button.url``) open the URL; where the platform reports the click too (Slack), it is
+    sent on as the stored request like any other (Discord sends no event for a link button).
     """
 
     id: str

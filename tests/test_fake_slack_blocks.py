@@ -142,10 +142,12 @@ def test_pings_are_the_mentions_slack_notifies_for() -> None:
     message = FakeMessage(
         channel=CHANNEL,
         ts="1.1",
-        markdown_text="<!here> <@U1> <@W2|ann> @everyone ops@here.example @\u200dhere <#C1>",
-        blocks=[section("<!subteam^S1|@team> and <!channel|channel>")],
+        markdown_text="<!here> <@U1> <@W2|ann> @everyone ops@here.example @\u200dhere <#C1> "
+        "_@here_ @heresy",
+        blocks=[section("<!subteam^S1|@team> and <!channel|channel>, __@channel__")],
     )
 
     assert message.pings == [
-        "<!here>", "<@U1>", "<@W2|ann>", "@everyone", "<!subteam^S1|@team>", "<!channel|channel>"
+        "<!here>", "<@U1>", "<@W2|ann>", "@everyone", "@here", "<!subteam^S1|@team>",
+        "<!channel|channel>", "@channel",
     ]  # fmt: skip

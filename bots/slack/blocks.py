@@ -1,9 +1,10 @@
 """Block Kit for every non-streamed trace (SPEC §6) and for the stop control.
 
 Button ids follow docs-dev/CONTRACTS.md: a stored button is ``action_id="vfb:<id>"`` with
-``value=<id>``, the stop control ``vfs:<stop_id>``; link buttons open their URL and use
-``vfl:<id>`` only so that Slack's mandatory ack finds a listener. Generated text is escaped
-for mrkdwn and stripped of broadcast mentions; long texts are cut to Block Kit's limits.
+``value=<id>``, the stop control ``vfs:<stop_id>``; a link button opens its URL and carries
+``action_id="vfl:<id>"``, so its click is also sent on as the stored request. Generated text
+is escaped for mrkdwn and stripped of broadcast mentions; long texts are cut to Block Kit's
+limits.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "button_blocks",
     "card_blocks",
     "chosen_blocks",
+    "chosen_text",
     "escape_mrkdwn",
     "image_blocks",
     "markdown_blocks",
@@ -134,6 +136,11 @@ def chosen_blocks(blocks: list[Block], *, user_id: str, label: str) -> list[Bloc
     }
     kept = [b for b in blocks if b.get("type") != "actions"]
     return [*kept, context]
+
+
+def chosen_text(*, user_id: str, label: str) -> str:
+    """The notification text of a chosen set: the bridge's own mention stays a mention."""
+    return _cut(f"<@{user_id}> chose {neutralize_broadcasts(label)}", FALLBACK_MAX)
 
 
 def plain_fallback(text: str) -> str:

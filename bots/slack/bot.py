@@ -4,11 +4,13 @@
   ``/slack/events`` (bolt verifies signatures with ``SLACK_SIGNING_SECRET``).
 * Bolt acks events before listeners run; listeners only classify and hand the turn to a task
   this bot owns (cancelled on :meth:`SlackBot.close`), so acks stay far below Slack's 3 s.
-* :class:`~bots.slack.events.EventGate` drops echoes, edits, other bots and redeliveries
-  before authorization; ``(channel, ts)`` is claimed once so a mention that arrives as both
-  ``app_mention`` and ``message`` runs one turn.
+* :class:`~bots.slack.events.EventGate` drops echoes, edits, other bots and retried
+  deliveries before authorization; ``(channel, ts)`` is claimed once so a mention that
+  arrives as both ``app_mention`` and ``message`` runs one turn.
 * Buttons carry only a stored id; a click resolves it through the bridge's store, so buttons
-  keep working after a restart.
+  keep working after a restart. A link button's click opens its URL in Slack *and* sends its
+  request like any other button (SPEC §6; docs/voiceflow-api.md: open_url clicks come back
+  as the button's request).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -31,7 +34,7 @@ from bots.slack.blocks import (
     LINK_PREFIX,
     STOP_PREFIX,
     chosen_blocks,
-    plain_fallback,
+    chosen_text,
 )
 from bots.slack.budgets import SlackBudgets
 from bots.slack.events import (
@@ -41,6 +44,7 @@ from bots.slack.events import (
     TtlSet,
     classify,
     is_reset,
+    is_retry,
 )
 from bots.slack.journal import SlackJournal, finalize_slack_dangling
 from bots.slack.native_stream import NativeSwitch
@@ -158,14 +162,17 @@ class SlackBot:
         app.event("message")(self._on_event)
         app.action(re.compile(f"^{re.escape(BUTTON_PREFIX)}"))(self._on_button)
         app.action(re.compile(f"^{re.escape(STOP_PREFIX)}"))(self._on_stop)
-        app.action(re.compile(f"^{re.escape(LINK_PREFIX)}"))(self._on_link)
+        app.action(re.compile(f"^{re.escape(LINK_PREFIX)}"))(self._on_button)
         app.command("/reset")(self._on_reset_command)
         return app
 
     async def _early_filter(
-        self, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+        self,
+        request: AsyncBoltRequest,
+        body: dict[str, Any],
+        next: Callable[[], Awaitable[None]],
     ) -> BoltResponse | None:
-        reason = self._gate.reject_reason(body)
+        reason = self._gate.reject_reason(body, retried=is_retry(request.headers))
         if reason is not None:
             log.debug("dropped Slack event %s: %s", body.get("event_id"), reason)
             return BoltResponse(status=200, body="")
@@ -256,17 +263,12 @@ class SlackBot:
         if not self._bridge.stop(stop_id):
             log.debug("stop %s: no turn running", stop_id)
 
-    async def _on_link(self, ack: Callable[..., Awaitable[Any]]) -> None:
-        await ack()  # link buttons open their URL in the client; Slack still wants an ack
-
     async def _click(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         place = _click_place(body)
         message = body.get("message") or {}
         if not self._clicked.add((place.channel, message.get("ts"))):
             return  # a second click on a set that is being disabled
-        button_id = str(action.get("value") or "") or str(action.get("action_id", "")).removeprefix(
-            BUTTON_PREFIX
-        )
+        button_id = _button_id(action)
         renderer = self._renderer(place)
         try:
             pressed = await self._bridge.lookup_button(button_id)
@@ -295,7 +297,7 @@ class SlackBot:
                     channel=place.channel,
                     ts=message.get("ts"),
                     blocks=blocks,
-                    text=plain_fallback(f"<@{place.user_id}> chose {label}"),
+                    text=chosen_text(user_id=place.user_id, label=label),
                 )
         except PlatformError as exc:
             log.warning("could not mark the chosen button: %s", exc)
@@ -339,6 +341,19 @@ def _click_place(body: dict[str, Any]) -> SlackPlace:
         user_team_id=str(user.get("team_id") or team),
         status_ts=str(thread_ts or message.get("ts") or ""),
     )
+
+
+def _button_id(action: dict[str, Any]) -> str:
+    """The stored id a clicked button carries: its value, else its ``action_id``'s suffix
+    (link buttons have no value)."""
+    value = str(action.get("value") or "")
+    if value:
+        return value
+    action_id = str(action.get("action_id", ""))
+    for prefix in (BUTTON_PREFIX, LINK_PREFIX):
+        if action_id.startswith(prefix):
+            return action_id.removeprefix(prefix)
+    return action_id
 
 
 def _yes(_channel: str, _thread_ts: str) -> bool:

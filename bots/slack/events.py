@@ -2,8 +2,12 @@
 
 :class:`EventGate` runs before bolt's authorization (docs/slack.md §3): it drops edits,
 deletions and other subtypes, every bot's messages (our own ``chat.update`` echoes included),
-events from workspaces/channels not allowed, and redelivered events (same ``event_id``:
-Slack retries after 3 s without an ack, or up to hours later with Delayed Events).
+events from workspaces/channels not allowed, and Slack's retried deliveries (SPEC §4): any
+delivery marked as a retry (:func:`is_retry`: HTTP ``X-Slack-Retry-Num``, Socket Mode
+``retry_attempt``) and any ``event_id`` already seen (Slack retries after 3 s without an
+ack, or up to hours later with Delayed Events). The ids are remembered in this process only;
+the mark also catches a retry whose first attempt reached another process, or this one
+before a restart.
 
 :func:`classify` turns an admitted event into an :class:`Incoming` turn or ``None``. A
 mention in a channel arrives twice — as ``app_mention`` and as ``message`` — so the caller
@@ -19,13 +23,21 @@ import html
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from bots.slack.place import SlackPlace
 
-__all__ = ["EVENT_TTL_S", "EventGate", "Incoming", "TtlSet", "classify", "is_reset"]
+__all__ = [
+    "EVENT_TTL_S",
+    "EventGate",
+    "Incoming",
+    "TtlSet",
+    "classify",
+    "is_reset",
+    "is_retry",
+]
 
 #: How long an event id is remembered (Slack retries within ~5 min; Delayed Events for 24 h).
 EVENT_TTL_S = 24 * 3600.0
@@ -35,6 +47,9 @@ MAX_REMEMBERED = 200_000
 #: Message subtypes that still carry a user's words; everything else is dropped.
 USER_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 TURN_EVENTS = frozenset({"app_mention", "message"})
+#: Set by Slack on an HTTP redelivery; bolt's Socket Mode adapter copies the envelope's
+#: ``retry_attempt`` into it (slack_bolt/adapter/socket_mode/internals.py), 0 on a first try.
+RETRY_NUM_HEADER = "x-slack-retry-num"
 
 Kind = Literal["mention", "dm", "thread"]
 
@@ -93,14 +108,19 @@ class EventGate:
         self._channels = allowed_channels
         self._event_ids = TtlSet(EVENT_TTL_S, clock=clock)
 
-    def reject_reason(self, body: dict[str, Any]) -> str | None:
-        """Why this body must not reach a listener, or None to let it through."""
+    def reject_reason(self, body: dict[str, Any], *, retried: bool = False) -> str | None:
+        """Why this body must not reach a listener, or None to let it through.
+
+        ``retried``: the delivery is marked as a retry (:func:`is_retry`).
+        """
         if body.get("type") != "event_callback":
             return None
         event = body.get("event") or {}
         reason = self._content_reason(event) or self._place_reason(body, event)
         if reason is not None:
             return reason
+        if retried:
+            return "retried delivery"
         event_id = body.get("event_id")
         if isinstance(event_id, str) and not self._event_ids.add(event_id):
             return "redelivered event"
@@ -124,6 +144,12 @@ class EventGate:
         if self._channels and not channel.startswith("D") and channel not in self._channels:
             return "channel not allowed"
         return None
+
+
+def is_retry(headers: Mapping[str, Sequence[str]]) -> bool:
+    """Is this request a Slack redelivery? ``headers`` as bolt normalizes them (lower case)."""
+    values = headers.get(RETRY_NUM_HEADER) or ()
+    return any(value.strip() not in ("", "0") for value in values)
 
 
 @dataclass(frozen=True)

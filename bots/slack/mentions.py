@@ -26,8 +26,11 @@ ZWJ = "\u200d"
 _SPECIAL = re.compile(r"<!(channel|here|everyone|subteam\^[A-Za-z0-9]+)(?:\|([^>]*))?>")
 # `<@U123>`, `<@W123|ann>`
 _USER = re.compile(r"<@([UW][A-Za-z0-9]+)(?:\|([^>]*))?>")
-# `@here` as a word (not inside an e-mail address such as ops@here.example)
-_WORD = re.compile(r"(?<![\w@])@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
+# `@here` as a word (not inside an e-mail address such as ops@here.example). Markdown
+# emphasis around it (`_@here_`, `__@channel__`, `*@here*`, `~@here~`) still pings, so only a
+# letter, digit or `@` before it and a letter or digit after it make it part of another word;
+# `\w`/`\b` would count `_` as a letter.
+_WORD = re.compile(r"(?<![^\W_]|@)@(?=(?:channel|here|everyone)(?![^\W_]))", re.IGNORECASE)
 #: A `<!…` or `<@…` still waiting for its `>` at the end of the text.
 OPEN_MENTION = re.compile(r"<[!@][^<>]*$")
 

@@ -16,6 +16,10 @@ pump task, which owns every request of this message (one in flight). Invariants:
   (``message_not_in_streaming_state``), or about to hit its ~5 min / ~12k limits (rotated
   before them) — the native message is finalized with exactly ``_sent`` and the unconfirmed
   remainder continues in a fallback message: nothing lost, nothing doubled;
+* Slack's own stop control (``stopped_by_user`` on any append or stop) ends the answer as a
+  Stop button does in post + update mode: the turn is stopped (the Voiceflow request
+  cancelled) and the message keeps ``_sent`` plus "⏹️ stopped"
+  (:meth:`SlackNativeStream._user_stop`);
 * until the message is final the journal holds how a restart after ``kill -9`` ends it:
   the confirmed text, and during the final stop the whole text and note (``NativeEnd``).
 """
@@ -112,7 +116,7 @@ class SlackNativeStream:
 
     # -- StreamedMessage -------------------------------------------------------------------
     def append(self, text: str) -> None:
-        if not text or self._outcome is not None:
+        if not text or self._outcome is not None or self._user_stopped:
             return
         if self._fallback is not None:
             self._fallback.append(text)
@@ -171,7 +175,7 @@ class SlackNativeStream:
             if self._outcome is not None:
                 break
             if not await self._flush():
-                return  # switched to the fallback
+                return  # switched to the fallback, or stopped by the user
         await self._close(self._outcome)
 
     async def _pace(self) -> None:
@@ -200,7 +204,7 @@ class SlackNativeStream:
 
     # -- interim writes --------------------------------------------------------------------
     async def _flush(self) -> bool:
-        """Send the pending text; False once the answer moved to the fallback."""
+        """Send the pending text; False once native streaming is over (fallback, or a stop)."""
         if not self._pending():
             return True
         if self._ts is None:
@@ -264,7 +268,7 @@ class SlackNativeStream:
         except PlatformError as exc:
             if slack_error_code(exc) == "stopped_by_user":
                 await self._user_stop()
-                return True
+                return False
             log.warning("appendStream failed (%s); continuing with post + update", exc)
             await self._recover_expired()
             return False
@@ -297,8 +301,6 @@ class SlackNativeStream:
 
     # -- final -----------------------------------------------------------------------------
     async def _close(self, outcome: Outcome) -> None:
-        if self._user_stopped:
-            return
         if self._ts is None:
             if self._start_slot is not None:  # never started: the slot was not used
                 self._budgets.start.refund(self._start_slot)
@@ -322,7 +324,7 @@ class SlackNativeStream:
                 self._budgets.stop.block_for(exc.retry_after)
             except PlatformError as exc:
                 if slack_error_code(exc) == "stopped_by_user":
-                    await self._closed()
+                    await self._user_stop()
                     return
                 log.warning("stopStream failed (%s); posting the rest", exc)
                 break
@@ -350,6 +352,9 @@ class SlackNativeStream:
             async with self._budgets.stop.slot(final=True):
                 await self._stop_stream(wire + closer)
         except PlatformError as exc:
+            if slack_error_code(exc) == "stopped_by_user":
+                await self._user_stop()
+                return
             log.info("stopStream on rotation failed (%s)", exc)
             await self._recover_expired()
             return
@@ -398,10 +403,35 @@ class SlackNativeStream:
         self._chunks[:] = [self.text[: self._sent]]
 
     async def _user_stop(self) -> None:
+        """Slack's stop control ended the stream: finish the answer as stopped, here."""
         log.info("user stopped the native stream %s", self._ts)
         self._user_stopped = True
-        self._on_stopped_by_user()
-        await self._closed()  # Slack ended the message itself
+        if self._outcome is None:
+            # The relay still streams into this message, so it ends the turn as stopped
+            # without a notice of its own; once it is finishing us the answer is over anyway.
+            self._on_stopped_by_user()
+        end = NativeEnd(self.text[: self._sent], self._sent, Outcome.STOPPED.note)
+        try:
+            async with self._budgets.update.slot(final=True):
+                await self._api.call(
+                    "chat.update", channel=self._place.channel, ts=self._ts, markdown_text=end.whole
+                )
+        except PlatformError as exc:  # e.g. above chat.update's size limit: the note alone
+            log.info("could not end the stopped native message (%s); posting the note", exc)
+            await self._post_note(end.note)
+        await self._closed()
+
+    async def _post_note(self, note: str) -> None:
+        try:
+            async with self._budgets.post(self._place.channel).slot(final=True):
+                await self._api.call(
+                    "chat.postMessage",
+                    channel=self._place.channel,
+                    thread_ts=self._place.thread_ts,
+                    markdown_text=note,
+                )
+        except PlatformError as exc:
+            log.warning("could not post the stopped note: %s", exc)
 
     def _note_start_failure(self, exc: PlatformError) -> None:
         code = slack_error_code(exc)

@@ -12,7 +12,8 @@ from typing import Any
 from bots.slack import check_slack, neutralize_broadcasts
 from bots.slack.mentions import ZWJ
 from core.config import Secret
-from core.simulator import DefaultAgent
+from core.simulator import DefaultAgent, ScriptedAgent
+from core.simulator.agent import choice, path_button
 from tests.e2e import slack_fixtures
 from tests.e2e.slack_fixtures import (
     ANSWERS,
@@ -78,8 +79,62 @@ async def test_button_round_trip_sends_the_request_verbatim(slack_world: SlackWo
     chosen = world.fake.messages[(CHANNEL, message.ts)]
     assert not action_ids(chosen), "the button set is still clickable"
     assert "<@UHUMAN> chose *Order coffee*" in str(chosen.blocks)
+    assert chosen.text == "<@UHUMAN> chose Order coffee", "the notification lost the mention"
     assert world.fake.count_429 == 0
     await world.assert_acked_in_time()
+
+
+async def test_link_button_click_sends_its_request_and_shows_the_choice(
+    slack_world: SlackWorld,
+) -> None:
+    """An open_url button opens its URL in Slack, and its click still goes to Voiceflow
+    (SPEC §6; docs/voiceflow-api.md: open_url clicks come back as the button's request)."""
+    world = slack_world
+    await world.dm("buttons")
+    await world.fake.wait_until(
+        lambda: any("actions" in str(m.blocks) for m in world.answer_messages(DM, None))
+    )
+    await world.bot.drain()
+    message = buttons_message(world, DM, None)
+    link = action_ids(message)[-1]
+    assert link.startswith("vfl:"), link
+    await world.click(message, link)
+    await world.fake.wait_until(
+        lambda: "(received a 'action' request: Docs)" in world.answer_text(DM, None)
+    )
+    await world.bot.drain()
+    actions = [r.json["action"] for r in world.simulator.requests if r.json and "action" in r.json]
+    assert actions[-1] == default_buttons()[-1]["request"], "link request not sent verbatim"
+    chosen = world.fake.messages[(DM, message.ts)]
+    assert not action_ids(chosen), "the button set is still clickable"
+    assert "<@UHUMAN> chose *Docs*" in str(chosen.blocks)
+    await world.assert_acked_in_time()
+
+
+async def test_chosen_notification_mentions_the_user_but_not_the_label(
+    slack_world: SlackWorld,
+) -> None:
+    """The bridge's own mention of who clicked notifies them; a broadcast in the label does not."""
+    world = slack_world
+    label = "Tell <!here> and @channel"
+    world.simulator.agent = ScriptedAgent(
+        launch=[],
+        texts={"ping buttons": [choice(path_button(label, "p1n6"))]},
+        requests={},
+        default=None,
+    )
+    await world.dm("ping buttons")
+    await world.fake.wait_until(
+        lambda: any("actions" in str(m.blocks) for m in world.answer_messages(DM, None))
+    )
+    await world.bot.drain()
+    message = buttons_message(world, DM, None)
+    await world.click(message, action_ids(message)[0])
+    await world.fake.wait_until(lambda: not action_ids(world.fake.messages[(DM, message.ts)]))
+    await world.bot.drain()
+    chosen = world.fake.messages[(DM, message.ts)]
+    assert chosen.text == f"<@UHUMAN> chose Tell @{ZWJ}here and @{ZWJ}channel"
+    assert set(chosen.pings) == {"<@UHUMAN>"}, chosen.pings
 
 
 async def test_buttons_keep_working_after_a_restart(
@@ -130,20 +185,66 @@ async def test_stop_button_mid_stream(slack_world_factory: WorldFactory, slack_m
         await world.assert_acked_in_time()
 
 
-async def test_native_stop_by_user_cancels_the_voiceflow_request(
+async def stop_native_answer(world: SlackWorld) -> tuple[str, FakeMessage, str]:
+    """Mention the bot, then press Slack's stop on its native answer mid-stream; returns the
+    thread, the native message and what that message showed when the user pressed stop."""
+    ts = await world.mention("ten thousand")
+    await world.fake.wait_until(lambda: len(world.fake.calls_to("chat.appendStream")) >= 1)
+    native = world.fake.messages[
+        (CHANNEL, world.fake.calls_to("chat.startStream")[0].response["ts"])
+    ]
+    shown = native.visible_text
+    world.fake.stop_by_user(CHANNEL, native.ts)
+    await world.simulator.wait_for_disconnects(1)
+    await world.bot.drain()
+    return ts, native, shown
+
+
+async def test_native_stop_by_user_ends_the_answer_as_stopped(
     slack_world_factory: WorldFactory, slack_mode: Mode
 ) -> None:
+    """Slack's stop control does what the Stop button does in post + update mode: the
+    Voiceflow request is cancelled and the message ends with what it showed + the note."""
     async with slack_world_factory(mode=slack_mode, token_delay_s=0.02) as world:
-        ts = await world.mention("ten thousand")
-        await world.fake.wait_until(lambda: len(world.fake.calls_to("chat.appendStream")) >= 1)
-        native = world.fake.calls_to("chat.startStream")[0].response["ts"]
-        world.fake.stop_by_user(CHANNEL, native)
-        await world.simulator.wait_for_disconnects(1)
-        await world.bot.drain()
-        assert "stopped_by_user" in [c.error for c in world.fake.calls]
-        shown = world.answer_text(CHANNEL, ts)
-        assert ANSWERS["ten thousand"].startswith(shown) and len(shown) < 10_000
+        ts, native, shown = await stop_native_answer(world)
+        assert shown and ANSWERS["ten thousand"].startswith(shown), shown
+        assert [m.ts for m in world.answer_messages(CHANNEL, ts)] == [native.ts], "a notice too"
+        assert native.visible_text == shown + "\n\n⏹️ stopped"
+        errors = [c.error for c in world.fake.calls if c.error]
+        assert errors == ["stopped_by_user"], "appended again after the stop"
         assert world.fake.count_429 == 0
+        await world.assert_acked_in_time()
+
+
+async def test_native_stop_by_user_on_the_final_stop_ends_the_answer_as_stopped(
+    slack_world_factory: WorldFactory,
+) -> None:
+    """Stopped just as the answer ends: Slack refuses the closing stopStream; the message
+    keeps what it confirmed and shows the note, once."""
+    async with slack_world_factory() as world:
+        world.fake.inject("chat.stopStream", error="stopped_by_user")
+        ts = await world.mention("hello there")
+        await world.fake.wait_until(lambda: bool(world.fake.calls_to("chat.update")))
+        await world.bot.drain()
+        [native] = world.answer_messages(CHANNEL, ts)
+        body = native.visible_text.removesuffix("\n\n⏹️ stopped")
+        assert body != native.visible_text, native.visible_text
+        assert body and ANSWERS["hello there"].startswith(body), body
+        assert "⏹️" not in body
+        await world.assert_acked_in_time()
+
+
+async def test_native_stop_by_user_posts_the_note_when_the_update_is_refused(
+    slack_world_factory: WorldFactory,
+) -> None:
+    """A stopped answer too long for chat.update keeps its text; the note follows it."""
+    async with slack_world_factory(token_delay_s=0.02) as world:
+        world.fake.update_max_chars = 10  # below any answer + note: Slack says msg_too_long
+        ts, native, shown = await stop_native_answer(world)
+        first, note = world.answer_messages(CHANNEL, ts)
+        assert first.ts == native.ts and first.visible_text == shown, "what was shown changed"
+        assert note.visible_text == "⏹️ stopped"
+        assert [c.error for c in world.fake.calls_to("chat.update")] == ["msg_too_long"]
         await world.assert_acked_in_time()
 
 
@@ -164,6 +265,14 @@ def test_neutralize_broadcasts() -> None:
         f"@{ZWJ}U123, @{ZWJ}ann lee and @{ZWJ}bo"
     )
     assert neutralize_broadcasts(out) == out
+    emphasis = "_@here_ __@channel__ *@everyone* ~@here~ _*@channel*_ @here_"
+    assert neutralize_broadcasts(emphasis) == (
+        f"_@{ZWJ}here_ __@{ZWJ}channel__ *@{ZWJ}everyone* ~@{ZWJ}here~ _*@{ZWJ}channel*_ "
+        f"@{ZWJ}here_"
+    )
+    assert neutralize_broadcasts("snake_case@here, @here2, @@here") == (
+        "snake_case@here, @here2, @@here"
+    )
 
 
 async def test_broadcast_mentions_are_neutralized(slack_world: SlackWorld) -> None:

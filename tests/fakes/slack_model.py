@@ -32,10 +32,10 @@ MARKDOWN_MAX_CHARS = 12_000  # `markdown_text` per call
 MAX_BLOCKS = 50
 RATE_WINDOW_S = 60.0  # Slack tiers are "per minute"
 #: What Slack notifies people for: broadcasts, user groups, users, and (in markdown) the bare
-#: words @channel/@here/@everyone.
+#: words @channel/@here/@everyone, also inside emphasis (`_@here_`, `__@channel__`).
 PING = re.compile(
     r"<!(?:channel|here|everyone|subteam\^\w+)(?:\|[^>]*)?>|<@[UW]\w+(?:\|[^>]*)?>"
-    r"|(?<![\w@])@(?:channel|here|everyone)\b",
+    r"|(?<![^\W_]|@)@(?:channel|here|everyone)(?![^\W_])",
     re.IGNORECASE,
 )
 
