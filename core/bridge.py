@@ -75,9 +75,20 @@ class PressedButton:
 
 
 class Bridge:
-    def __init__(self, settings: Settings, client: VoiceflowClient, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: VoiceflowClient,
+        store: Store,
+        *,
+        upstream_forgets: bool = False,
+    ) -> None:
+        """``upstream_forgets``: Voiceflow's states do not outlive this process (the built-in
+        simulator), so a conversation not begun in this process launches anew."""
         self._settings = settings
         self._client = client
+        self._upstream_forgets = upstream_forgets
+        self._begun_here: set[str] = set()
         self._store = store
         self._locks: dict[str, asyncio.Lock] = {}
         self._keys: dict[str, ConversationKey] = {}
@@ -124,8 +135,9 @@ class Bridge:
         return PressedButton(key, stored.button)
 
     async def handle_button(self, pressed: PressedButton, renderer: Renderer) -> None:
-        """Send a clicked button's request to Voiceflow verbatim."""
-        await self._turn(pressed.key, pressed.button.request, renderer, launch_first=False)
+        """Send a clicked button's request to Voiceflow verbatim (after ``launch`` when the
+        conversation has ended since the button was shown, as any next message would)."""
+        await self._turn(pressed.key, pressed.button.request, renderer, launch_first=True)
 
     async def reset(self, key: ConversationKey) -> None:
         """New Voiceflow userID for the conversation; the old state is deleted (best effort)."""
@@ -152,6 +164,8 @@ class Bridge:
 
     # -- internals -------------------------------------------------------------------------
     async def _is_new(self, key: ConversationKey) -> bool:
+        if self._upstream_forgets and key.id not in self._begun_here:
+            return True
         conversation = await self._store.conversation(key.id)
         return conversation is None or conversation.ended
 
@@ -173,6 +187,8 @@ class Bridge:
             self._cancel_no_reply(key.id)
             fresh = await self._is_new(key)
             conversation = await self._store.begin(key.id)
+            if self._upstream_forgets:
+                self._begun_here.add(key.id)
             user_id = key.user_id(conversation.generation)
             result = None
             if fresh and launch_first:
@@ -250,7 +266,7 @@ async def open_bridge(settings: Settings) -> AsyncIterator[Bridge]:
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(await _voiceflow_client(settings, stack))
         store = await stack.enter_async_context(open_store(settings.state_url))
-        bridge = Bridge(settings, client, store)
+        bridge = Bridge(settings, client, store, upstream_forgets=settings.uses_simulator)
         try:
             yield bridge
         finally:

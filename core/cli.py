@@ -105,7 +105,9 @@ async def _run(settings: Settings) -> int:
     if settings.slack_enabled:
         runners.append(_adapter("slack").run_slack)
     if not runners:
-        print("No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat.")
+        print(
+            "No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat.", file=sys.stderr
+        )
         return await _chat(settings)
     _stop_on_signals()
     try:
@@ -135,7 +137,13 @@ def _stop_on_signals() -> None:
 async def _simulator(host: str, port: int, script: Path | None) -> int:
     from core.simulator import serve_simulator
 
-    await serve_simulator(host, port, script)
+    try:
+        await serve_simulator(host, port, script)
+    except OSError as exc:  # the port is taken, the host is not ours: one line
+        print(
+            f"error: cannot serve the simulator on {host}:{port} ({exc.strerror})", file=sys.stderr
+        )
+        return 1
     return 0
 
 

@@ -14,6 +14,7 @@ from core.bridge import Bridge, ConversationKey
 from core.config import Secret, Settings
 from core.platform import Outcome
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
+from core.simulator.server import ENDED_TEXT
 from core.store import SqliteStore
 from core.voiceflow import VoiceflowClient
 from tests.fakes.recording import Platform, RecordingRenderer
@@ -208,3 +209,19 @@ async def test_a_bare_mention_opening_a_conversation_launches_it(
     await bridge.handle_message(key(), "", out)  # in a running conversation: nothing to send
     assert [a["type"] for a in interacts(simulator)] == ["launch"]
     assert [v for k, v in out.events if k == "notice"] == [EMPTY]
+
+
+async def test_a_button_clicked_after_the_end_launches_first(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    out = renderer()
+    await bridge.handle_message(key(), "buttons", out)
+    refs = [v for k, v in out.events if k == "buttons"][-1]
+    assert isinstance(refs, list)
+    ref = next(r for r in refs if r.button.url is None)
+    await bridge.handle_message(key(), "end", out)
+    pressed = await bridge.lookup_button(ref.id)
+    assert pressed is not None
+    await bridge.handle_button(pressed, out)
+    assert interacts(simulator)[-2:] == [{"type": "launch"}, ref.button.request]
+    assert ENDED_TEXT not in out.platform.visible()

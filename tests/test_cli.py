@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -117,7 +118,8 @@ async def test_run_without_platforms_opens_the_chat(
     environ |= simulated(simulator_process)
     code, out, err = await run(["run"], environ, b"hello\n")
     assert code == 0, err
-    assert "No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat." in out
+    assert "No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat." in err
+    assert out.startswith("Hi! I'm the voiceflow-bridge simulator")  # stdout: the chat only
     assert out.index("Hi! I'm the voiceflow-bridge simulator") < out.index("You said: **hello**")
 
 
@@ -126,6 +128,36 @@ async def test_chat_without_a_key_uses_the_built_in_simulator(environ: dict[str,
     assert code == 0
     assert "Hi! I'm the voiceflow-bridge simulator" in out and "▣" in out
     assert "built-in Voiceflow simulator" in err
+
+
+async def test_a_second_chat_in_the_same_directory_starts_afresh(environ: dict[str, str]) -> None:
+    """The built-in simulator forgets with its process; the conversation store does not."""
+    for _ in range(2):
+        code, out, _ = await run(["chat"], environ, b"hello\n")
+        assert code == 0
+        assert out.index("Hi! I'm the voiceflow-bridge simulator") < out.index(
+            "You said: **hello**"
+        )
+        assert "conversation ended" not in out
+
+
+async def test_a_click_retires_the_console_button_set(environ: dict[str, str]) -> None:
+    code, out, _ = await run(["chat"], environ, b"buttons\n1\n1\n")
+    assert code == 0
+    assert out.count("You chose **Order coffee**") == 1
+    assert "You said: **1**" in out  # the second 1 is text: the set was retired
+
+
+async def test_a_simulator_port_in_use_is_one_line(environ: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = await run(["simulator", "--port", str(port)], environ)
+    assert code == 1 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        line for line in err.splitlines() if str(port) in line
+    ]
 
 
 @pytest.mark.parametrize(

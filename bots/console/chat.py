@@ -1,7 +1,8 @@
 """`vf-bridge chat`: talk to the agent in a terminal, or through a pipe.
 
-Every input line is one turn; a number clicks the matching button of the latest set;
-``/reset`` starts over; ``/quit`` or end of input exits. Lines are read in a worker thread so
+Every input line is one turn; a number clicks the matching button of the last answer's set
+(a click, like any new turn, retires that set: a number then is just text); ``/reset``
+starts over; ``/quit`` or end of input exits. Lines are read in a worker thread so
 the event loop keeps streaming while the user types.
 """
 
@@ -48,12 +49,14 @@ async def _handle_line(bridge: Bridge, renderer: ConsoleRenderer, line: str) -> 
     if line in ("/quit", "/exit"):
         return False
     if line == "/reset":
+        renderer.buttons = []
         await bridge.reset(CHAT_KEY)
         await renderer.send_notice("Conversation reset.")
         await bridge.launch(CHAT_KEY, renderer)
         return True
-    if line.isdigit() and 1 <= int(line) <= len(renderer.buttons):
-        ref = renderer.buttons[int(line) - 1]
+    offered, renderer.buttons = renderer.buttons, []  # this turn retires the set shown
+    if line.isdigit() and 1 <= int(line) <= len(offered):
+        ref = offered[int(line) - 1]
         pressed = await bridge.lookup_button(ref.id)
         if pressed is not None:
             await renderer.send_notice(f"→ {ref.button.name}")
