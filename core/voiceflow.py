@@ -7,7 +7,9 @@ errors are translated here, once, into the ``VoiceflowError`` branch of ``core.e
     before the first event   401 -> VoiceflowAuthError, 404 -> VoiceflowNotFoundError,
                              400 / other 4xx -> VoiceflowRequestError,
                              408 / 429 / 5xx / connect errors -> retried with backoff
-                             (429 honours Retry-After), then VoiceflowUnavailableError
+                             (429 honours Retry-After), then VoiceflowUnavailableError;
+                             sent but never answered (read timeout, connection lost while
+                             waiting) -> VoiceflowUnavailableError at once: it may have run
     after the 200 response   EOF without ``end``, a dropped connection or no event for
                              ``idle_timeout_s`` -> StreamInterruptedError, never retried
                              (an interact POST is not idempotent)
@@ -53,6 +55,16 @@ DEFAULT_MAX_RETRY_AFTER_S = 30.0
 BACKOFF_JITTER = 0.2  # ±20 %, so that many shards do not retry in lockstep
 BODY_EXCERPT_CHARS = 200
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Transport failures that leave the request unsent, so retrying cannot run a turn twice. A
+#: server that closes a kept-alive connection without any answer (RemoteProtocolError) has
+#: not run the request either: it is how an idle pooled connection fails on reuse. A read
+#: timeout or a connection lost while waiting for the answer may follow a turn that ran.
+_NEVER_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.RemoteProtocolError,
+)
 
 
 @dataclass(frozen=True)
@@ -271,11 +283,16 @@ class VoiceflowClient:
             raise VoiceflowUnavailableError(
                 f"VOICEFLOW_API_URL {safe_url(self._base_url)!r} is not an http(s) URL"
             ) from exc
-        except httpx.TransportError as exc:
+        except _NEVER_SENT as exc:  # nothing reached Voiceflow: safe to send again
             return _Failure(
                 f"cannot reach Voiceflow at {safe_url(self._base_url)} ({type(exc).__name__}): "
                 "check VOICEFLOW_API_URL and the network"
             )
+        except httpx.TransportError as exc:  # it may have run the turn: sending again could
+            raise VoiceflowUnavailableError(  # run it twice
+                f"Voiceflow took the request but gave no answer ({type(exc).__name__}); "
+                "not sent again"
+            ) from exc
         if response.is_success:
             return response
         status = response.status_code

@@ -355,6 +355,30 @@ async def test_connect_error_is_unavailable() -> None:
     assert "2 attempts" in str(caught.value)
 
 
+async def test_a_request_that_got_no_answer_is_not_sent_again() -> None:
+    """Voiceflow read it (and may have run the turn) but never answered: one request only."""
+    received: list[bytes] = []
+    done = asyncio.Event()
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        await done.wait()  # never answers
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with make_client(f"http://127.0.0.1:{port}", idle_timeout_s=0.3) as client:
+            with pytest.raises(VoiceflowUnavailableError, match="not sent again"):
+                await collect(client, HELLO)
+    finally:
+        done.set()
+        server.close()
+        await server.wait_closed()
+    assert len(received) == 1
+
+
 # --- over the simulator: what was sent, and what was never logged --------------------------------
 
 
