@@ -13,6 +13,7 @@
         ├── MessageGoneError        the message we edit no longer exists
         ├── MessageTooLongError     the platform refused the length
         ├── PlatformRateLimitedError  429 we could not avoid; carries retry_after
+        ├── PlatformUncertainError  sent, but no answer came: it may have been carried out
         ├── StreamExpiredError      Slack native stream no longer accepts appends
         └── PlatformPermissionError missing permission / scope
 
@@ -30,6 +31,7 @@ __all__ = [
     "PlatformError",
     "PlatformPermissionError",
     "PlatformRateLimitedError",
+    "PlatformUncertainError",
     "StreamExpiredError",
     "StreamInterruptedError",
     "VoiceflowAuthError",
@@ -90,6 +92,11 @@ class PlatformError(BridgeError):
 
 class MessageGoneError(PlatformError):
     pass
+
+
+class PlatformUncertainError(PlatformError):
+    """The request went out but no answer came (a timeout, a dropped connection): it may have
+    been carried out, so a write that is not idempotent (a post) must not be sent again."""
 
 
 class MessageTooLongError(PlatformError):

@@ -29,6 +29,7 @@ from core.errors import (
     MessageTooLongError,
     PlatformError,
     PlatformRateLimitedError,
+    PlatformUncertainError,
 )
 from core.interim import interim_text, open_marker_start
 from core.markdown import Part, parts_from, split_text, with_note
@@ -358,6 +359,9 @@ class PacedMessage:
             slot = await self._post_budget.acquire(final=True, weight=self._unseen_chars)
             try:
                 await self._post(text, stop_id=None, slot=slot)
+                return
+            except PlatformUncertainError as exc:  # posting again could show it twice
+                log.warning("no answer to posting a final part (%s); not posted again", exc)
                 return
             except PlatformRateLimitedError as exc:
                 self._post_budget.block_for(exc.retry_after)

@@ -19,6 +19,7 @@ from core.errors import (
     PlatformError,
     PlatformPermissionError,
     PlatformRateLimitedError,
+    PlatformUncertainError,
     StreamExpiredError,
 )
 
@@ -105,7 +106,9 @@ class SlackApi:
             response = await self.client.api_call(method, json=body)
         except SlackApiError as exc:
             raise map_slack_error(method, exc) from exc
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # never reached Slack: safe to repeat
             raise PlatformError(f"{method}: {exc.__class__.__name__}") from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # it may have been done
+            raise PlatformUncertainError(f"{method}: {exc.__class__.__name__}") from exc
         data = response.data
         return dict(data) if isinstance(data, dict) else {}

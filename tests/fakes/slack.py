@@ -189,12 +189,18 @@ class FakeSlack(SlackHttpEvents, SlackWebApi):
         args: dict[str, Any] = dict(request.query)
         args.update(await _read_body(request))
         token = _bearer(request.headers.get("Authorization")) or args.pop("token", None)
-        status, body, headers, echoes = self.handle_call(request.match_info["method"], args, token)
+        method = request.match_info["method"]
+        status, body, headers, echoes = self.handle_call(method, args, token)
         self._notify()
+        if stall_s := self.take_stall(method):
+            await asyncio.sleep(stall_s)  # done already; the answer comes late
         response = web.json_response(body, status=status, headers=headers)
         # Answer first, echo after: real Slack's message events trail the API response.
-        await response.prepare(request)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionResetError:  # the client gave up waiting (a stall): the call stands
+            pass
         for event in echoes:
             await self._echo(event)
         return response

@@ -90,6 +90,7 @@ class SlackWebApi:
         self.users: dict[str, dict[str, Any]] = {}
         self.count_429 = 0
         self._faults: dict[str, deque[SlackError]] = {}
+        self._stalls: dict[str, deque[float]] = {}
         self._windows = {
             "update": SlidingWindow(update_per_min),
             "start_stop": SlidingWindow(start_stop_per_min),
@@ -147,6 +148,15 @@ class SlackWebApi:
         default = "ratelimited" if status == 429 else "internal_error"
         fault = SlackError(error or default, status=status, retry_after=retry_after)
         self._faults.setdefault(method, deque()).extend([fault] * times)
+
+    def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Carry out the next `times` calls of `method`, but answer each `seconds` late (a
+        slow Slack: a client that times out cannot tell whether the call was done)."""
+        self._stalls.setdefault(method, deque()).extend([seconds] * times)
+
+    def take_stall(self, method: str) -> float:
+        stalls = self._stalls.get(method)
+        return stalls.popleft() if stalls else 0.0
 
     def expire_stream(self, channel: str, ts: str) -> None:
         self.messages[(channel, ts)].streaming = False
