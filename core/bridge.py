@@ -90,8 +90,9 @@ class Bridge:
         self._upstream_forgets = upstream_forgets
         self._begun_here: set[str] = set()
         self._store = store
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._keys: dict[str, ConversationKey] = {}
+        #: One lock per conversation with a turn running or waiting, and how many hold or
+        #: wait for it: dropped when none does, so idle conversations cost no memory.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._relays: dict[str, TurnRelay] = {}
         self._no_reply: dict[str, asyncio.Task[None]] = {}
         self._admission = Admission(settings.user_rate_limit_per_minute)
@@ -131,7 +132,7 @@ class Bridge:
         stored = await self._store.button(button_id)
         if stored is None:
             return None
-        key = self._keys.get(stored.conversation) or _parse_key(stored.conversation)
+        key = _parse_key(stored.conversation)
         return PressedButton(key, stored.button)
 
     async def handle_button(self, pressed: PressedButton, renderer: Renderer) -> None:
@@ -169,9 +170,20 @@ class Bridge:
         conversation = await self._store.conversation(key.id)
         return conversation is None or conversation.ended
 
-    def _lock(self, key: ConversationKey) -> asyncio.Lock:
-        self._keys[key.id] = key
-        return self._locks.setdefault(key.id, asyncio.Lock())
+    @asynccontextmanager
+    async def _lock(self, key: ConversationKey) -> AsyncIterator[None]:
+        """Hold the conversation: its turns run one at a time, in arrival order."""
+        lock, users = self._locks.get(key.id, (asyncio.Lock(), 0))
+        self._locks[key.id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key.id]
+            if users == 1:
+                del self._locks[key.id]
+            else:
+                self._locks[key.id] = (lock, users - 1)
 
     async def _turn(
         self,

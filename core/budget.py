@@ -135,6 +135,7 @@ class RateBudget:
         self._last_response = -math.inf  # when :meth:`observe` last saw a platform response
         self._open_streams = 0  # streams that still owe at least one write (:meth:`expect`)
         self._window_resets_at = -math.inf  # when the platform said its window resets
+        self._last_activity = clock()  # the last grant, settle, refund or observation
 
     # -- queries -------------------------------------------------------------------------
     def delay(self, *, final: bool) -> float:
@@ -197,6 +198,12 @@ class RateBudget:
             return True
         return self._parent is not None and self._parent._held_back(rank)
 
+    def idle_for(self, seconds: float) -> bool:
+        """Whether nobody waits, nothing is in flight and nothing happened for ``seconds``:
+        a per-destination budget that may be forgotten (its next user starts afresh)."""
+        quiet = self._clock() - self._last_activity >= seconds
+        return quiet and not self._queue and not self._pending and self._open_streams == 0
+
     def expect(self, streams: int) -> None:
         """``streams`` more (or, negative, fewer) open streams will each write at least once."""
         self._open_streams = max(0, self._open_streams + streams)
@@ -246,7 +253,7 @@ class RateBudget:
         hold the call long after the response — discord.py sleeps until the bucket resets
         when it reads ``Remaining: 0`` — and that wait is no request.
         """
-        now = self._clock()
+        now = self._last_activity = self._clock()
         if slot not in self._pending:
             return  # refunded, settled already, or given up on (UNSETTLED_MAX_S)
         self._pending.remove(slot)
@@ -301,7 +308,7 @@ class RateBudget:
         reset_after_s: float | None = None,
     ) -> None:
         """Adopt what the platform says (rate-limit headers) in a response that just arrived."""
-        now = self._clock()
+        now = self._last_activity = self._clock()
         self._last_response = now
         if limit is not None and limit >= 1 and limit != self.limit:
             self.limit = limit
@@ -376,7 +383,7 @@ class RateBudget:
 
     def _grant(self) -> float:
         """Spend one slot now; returns it (its grant time)."""
-        slot = self._clock()
+        slot = self._last_activity = self._clock()
         self._pending.append(slot)
         self.spent += 1
         return slot

@@ -225,3 +225,15 @@ async def test_a_button_clicked_after_the_end_launches_first(
     await bridge.handle_button(pressed, out)
     assert interacts(simulator)[-2:] == [{"type": "launch"}, ref.button.request]
     assert ENDED_TEXT not in out.platform.visible()
+
+
+async def test_idle_conversations_hold_no_lock(bridge: Bridge, simulator: Simulator) -> None:
+    """A lock lives while a turn runs or waits; thousands of one-off DMs leave none behind."""
+    out = renderer()
+    await asyncio.gather(*(bridge.handle_message(key(f"dm{i}"), "hi", out) for i in range(20)))
+    first = asyncio.create_task(bridge.handle_message(key(), "hello", out))
+    second = asyncio.create_task(bridge.handle_message(key(), "again", out))
+    await asyncio.sleep(0)
+    assert list(bridge._locks) == [key().id]  # one conversation busy, one turn waiting
+    await asyncio.gather(first, second)
+    assert bridge._locks == {}

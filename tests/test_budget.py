@@ -307,3 +307,33 @@ async def test_slots_that_free_together_go_to_as_many_waiters_in_one_pass() -> N
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     assert budget.spent == 40 and not budget._queue  # the cancelled ten spent nothing
+
+
+async def test_a_budget_is_idle_only_with_nothing_waiting_in_flight_or_recent() -> None:
+    clock = Clock()
+    budget = RateBudget(5, 5.0, clock=clock)
+    slot = await budget.acquire(final=True)
+    clock.now += 100.0
+    assert not budget.idle_for(10.0)  # a request still in flight
+    budget.settle(slot)
+    assert not budget.idle_for(10.0)  # it just completed
+    clock.now += 10.0
+    assert budget.idle_for(10.0)
+    budget.expect(1)
+    assert not budget.idle_for(10.0)  # a stream still owes a write
+
+
+async def test_channels_idle_long_enough_are_forgotten_the_busy_ones_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bots.discord import ratelimits
+
+    monkeypatch.setattr(ratelimits, "FORGET_IDLE_S", 0.0)
+    budgets = ratelimits.ChannelBudgets()
+    busy = budgets.edit("busy")
+    slot = await busy.acquire(final=True)  # in flight: must survive every sweep
+    for n in range(ratelimits.FORGET_EVERY):
+        budgets.post(f"dm{n}")
+    assert budgets.edit("busy") is busy
+    assert len(budgets._channels) < 10
+    busy.settle(slot)

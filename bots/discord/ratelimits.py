@@ -44,6 +44,10 @@ GLOBAL_WINDOW_S = 1.0
 #: Added to the global window. Small: it is measured from a request's completion, already
 #: later than when Discord counted it.
 GLOBAL_MARGIN_S = 0.01
+#: A channel's budgets are forgotten after this long without use (longer than any answer can
+#: stay open: VOICEFLOW_IDLE_TIMEOUT_S is at most an hour), checked every FORGET_EVERY channels.
+FORGET_IDLE_S = 2 * 3600.0
+FORGET_EVERY = 1_000
 #: Used when a 429 carries no usable Retry-After.
 FALLBACK_RETRY_AFTER_S = 1.0
 
@@ -170,7 +174,18 @@ class ChannelBudgets:
                 ),
             )
             self._channels[channel_id] = channel
+            if len(self._channels) % FORGET_EVERY == 0:
+                self._forget_idle()
         return channel
+
+    def _forget_idle(self) -> None:
+        """Drop channels whose budgets have been idle for :data:`FORGET_IDLE_S`: a bot that
+        meets thousands of DMs keeps budgets for the recent ones only."""
+        self._channels = {
+            channel_id: channel
+            for channel_id, channel in self._channels.items()
+            if not (channel.post.idle_for(FORGET_IDLE_S) and channel.edit.idle_for(FORGET_IDLE_S))
+        }
 
     def _block_all(self, seconds: float) -> None:
         log.warning("Discord global rate limit; holding every channel for %.2fs", seconds)

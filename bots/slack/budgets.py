@@ -33,6 +33,9 @@ BURST_S = 15.0
 #: chat.postMessage: a burst of this many, then one per second, per channel.
 POST_BURST = 3
 POST_INTERVAL_S = 1.0
+#: A channel's post budget is forgotten after this long unused, checked every FORGET_EVERY.
+FORGET_IDLE_S = 2 * 3600.0
+FORGET_EVERY = 1_000
 
 
 @dataclass
@@ -66,6 +69,10 @@ class WorkspaceBudgets:
                 POST_BURST, POST_BURST * POST_INTERVAL_S, name=f"{self.team_id}/{channel} post"
             )
             self._posts[channel] = budget
+            if len(self._posts) % FORGET_EVERY == 0:
+                self._posts = {
+                    c: b for c, b in self._posts.items() if not b.idle_for(FORGET_IDLE_S)
+                }
         return budget
 
 
