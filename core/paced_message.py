@@ -28,6 +28,7 @@ from core.errors import (
     MessageGoneError,
     MessageTooLongError,
     PlatformError,
+    PlatformPermissionError,
     PlatformRateLimitedError,
     PlatformUncertainError,
 )
@@ -327,8 +328,8 @@ class PacedMessage:
                 return True
             except PlatformRateLimitedError as exc:
                 self._edit_budget.block_for(exc.retry_after)
-            except MessageTooLongError:
-                log.error("platform refused a final part of %d chars", len(text))
+            except (MessageTooLongError, PlatformPermissionError) as exc:
+                log.error("platform refused a final part of %d chars: %s", len(text), exc)
                 return False
             except PlatformError as exc:
                 log.warning("final edit failed (attempt %d): %s", attempt + 1, exc)
@@ -341,7 +342,8 @@ class PacedMessage:
         if outcome is not Outcome.COMPLETE:
             parts = with_note(parts, outcome.note)
         for part in parts:
-            await self._post_final(part.rendered)
+            if not await self._post_final(part.rendered):
+                return  # refused for good (a permission): the next part would be too
 
     def _abandon_current(self) -> int:
         """Where the message that cannot be edited any more ends in the source: where its text
@@ -354,21 +356,27 @@ class PacedMessage:
         self.abandoned[self._current] = shown[:opened]
         return self._frozen + opened - len(self._carry)
 
-    async def _post_final(self, text: str) -> None:
+    async def _post_final(self, text: str) -> bool:
+        """Post a final part, retrying through rate limits and passing failures; False if
+        the platform refuses it for good (a missing permission: retrying changes nothing)."""
         for attempt in range(FINAL_ATTEMPTS):
             slot = await self._post_budget.acquire(final=True, weight=self._unseen_chars)
             try:
                 await self._post(text, stop_id=None, slot=slot)
-                return
+                return True
             except PlatformUncertainError as exc:  # posting again could show it twice
                 log.warning("no answer to posting a final part (%s); not posted again", exc)
-                return
+                return True
             except PlatformRateLimitedError as exc:
                 self._post_budget.block_for(exc.retry_after)
+            except PlatformPermissionError as exc:
+                log.error("cannot post the answer here: %s", exc)
+                return False
             except PlatformError as exc:
                 log.warning("posting a final part failed (attempt %d): %s", attempt + 1, exc)
                 await asyncio.sleep(RETRY_DELAY_S * (attempt + 1))
         log.error("gave up posting %d chars of a final answer", len(text))
+        return True
 
     async def _delete_current(self) -> None:
         if self._current is None:

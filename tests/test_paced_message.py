@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from core.budget import RateBudget
-from core.errors import PlatformError
+from core.errors import PlatformError, PlatformPermissionError
 from core.live_messages import GuardedStream, LiveMessages
 from core.markdown import split_text
-from core.paced_message import CURSOR, PacedMessage, split_limit
+from core.paced_message import CURSOR, RETRY_DELAY_S, PacedMessage, split_limit
 from core.platform import Outcome
 from tests.fakes.recording import Platform, RecordingWriter
 
@@ -142,6 +142,32 @@ async def test_a_full_part_that_cannot_be_frozen_loses_none_of_its_text() -> Non
     shown = [v.removesuffix(CURSOR) for v in platform.visible()]
     first, rest = shown[0], "".join(shown[1:])
     assert text.startswith(first) and first + rest == text  # the unseen rest posted once
+
+
+class NoPermission(RecordingWriter):
+    """A destination the bot may not post in (Discord 50013, Slack not_in_channel)."""
+
+    attempts = 0
+
+    async def post(self, text: str, *, stop_id: str | None) -> str:
+        self.attempts += 1
+        raise PlatformPermissionError("missing 'Send Messages' permission")
+
+
+async def test_a_missing_permission_is_not_retried() -> None:
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    writer = NoPermission(platform)
+    message = PacedMessage(
+        writer,
+        edit_budget=RateBudget(platform.limit, platform.window_s),
+        post_budget=RateBudget(platform.limit, platform.window_s),
+        stop_id="s1",
+    )
+    started = asyncio.get_running_loop().time()
+    await stream(message, words(50))
+    await message.finish()
+    assert writer.attempts == 2  # the placeholder, then the answer once: no retry loop
+    assert asyncio.get_running_loop().time() - started < RETRY_DELAY_S
 
 
 async def test_empty_completion_removes_the_placeholder() -> None:
