@@ -158,7 +158,8 @@ class DiscordBot:
     async def close(self) -> None:
         """Stop taking messages, let running turns finish (briefly), disconnect, restore."""
         self._closing = True  # events still arriving during shutdown start no new work
-        await end_turns(self._tasks, grace_s=self._shutdown_grace_s)
+        turns = self._tasks | self._bridge.timer_turns(PLATFORM)
+        await end_turns(turns, grace_s=self._shutdown_grace_s)
         await self._client.close()
         if self._connection is not None:
             await asyncio.gather(self._connection, return_exceptions=True)

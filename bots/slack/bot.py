@@ -141,7 +141,8 @@ class SlackBot:
             if self._runner is not None:
                 await self._runner.cleanup()
         finally:
-            await end_turns(self._tasks, grace_s=self._shutdown_grace_s)
+            turns = self._tasks | self._bridge.timer_turns("slack")
+            await end_turns(turns, grace_s=self._shutdown_grace_s)
 
     async def drain(self) -> None:
         """Wait until every turn started so far has finished (tests, graceful shutdown)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.shutdown import SHUTDOWN_GRACE_S
 from core.simulator import Simulator
+from core.simulator.agent import completion, no_reply, text_trace
 from core.store import open_store
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
@@ -96,3 +97,26 @@ async def test_sigterm_mid_stream_on_slack_ends_the_answer(
         assert not slack_hanging(answer)
         assert_ended(answer.visible_text)
     await assert_nothing_in_flight(env, "slack")
+
+
+async def test_sigterm_during_a_no_reply_turn_ends_its_answer(
+    tmp_path: Path, slow_simulator: Simulator
+) -> None:
+    """A turn the no-reply timer started is an answer in progress like any other."""
+    slow_simulator.agent.texts["wait for me"] = [text_trace("Take your time."), no_reply(1)]
+    slow_simulator.agent.requests["no-reply"] = [completion(ANSWERS[QUESTION])]
+    async with FakeDiscord(limit=5, window_s=1.0) as fake:
+        env = discord_env(tmp_path, slow_simulator, fake)
+        async with child(env, tmp_path) as running:
+            await ask_in_discord_dm(fake, "wait for me")
+
+            def streaming() -> bool:
+                return any(len(m.edits) >= 2 for m in fake.channel_messages(DISCORD_DM))
+
+            await fake.wait_until(streaming, STARTUP_S + 5.0)
+            await stop_gracefully(running)
+        fault("SIGTERM during a no-reply turn (Discord)")
+        [answer] = [m for m in fake.channel_messages(DISCORD_DM) if m.edits]
+        assert answer.components == []
+        assert_ended(answer.content)
+    await assert_nothing_in_flight(env, "discord")
