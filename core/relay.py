@@ -75,7 +75,6 @@ class TurnRelay:
         self._inbox: asyncio.Queue[Trace | None] = asyncio.Queue()
         self._typing: asyncio.Task[None] | None = None
         self._stopped = False
-        self._stop_shown = False  # a message already ended as stopped
         self.result = TurnResult()
 
     def stop(self) -> None:
@@ -106,8 +105,9 @@ class TurnRelay:
     async def _conclude(self, reader: asyncio.Task[None], failure: Exception | None) -> None:
         exc = failure or (None if reader.cancelled() else reader.exception())
         if exc is None and reader.cancelled():
+            noted = self.result.outcome is Outcome.STOPPED  # fake-streamed text ended so already
             self.result.outcome = Outcome.STOPPED if self._stopped else Outcome.INTERRUPTED
-            notice = self._stopped and not self._stop_shown
+            notice = self._stopped and not noted
             await self._close_stream(self.result.outcome, notice_if_none=notice)
         elif exc is None:
             await self._close_stream(Outcome.COMPLETE)
@@ -201,7 +201,6 @@ class TurnRelay:
         for word in _WORD.findall(message):
             if self._stopped:  # the stop control: the message ends here, as stopped
                 self.result.outcome = Outcome.STOPPED
-                self._stop_shown = True
                 await self._close_stream(Outcome.STOPPED)
                 return
             stream.append(word)
