@@ -135,7 +135,7 @@ class RateBudget:
         self._last_response = -math.inf  # when :meth:`observe` last saw a platform response
         self._open_streams = 0  # streams that still owe at least one write (:meth:`expect`)
         self._window_resets_at = -math.inf  # when the platform said its window resets
-        self._last_activity = clock()  # the last grant, settle, refund or observation
+        self._last_activity = clock()  # the last grant, settle or observation
 
     # -- queries -------------------------------------------------------------------------
     def delay(self, *, final: bool) -> float:
