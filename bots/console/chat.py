@@ -48,13 +48,12 @@ async def _handle_line(bridge: Bridge, renderer: ConsoleRenderer, line: str) -> 
         return True
     if line in ("/quit", "/exit"):
         return False
+    offered, renderer.buttons = renderer.buttons, []  # this turn retires the set shown
     if line == "/reset":
-        renderer.buttons = []
         await bridge.reset(CHAT_KEY)
         await renderer.send_notice("Conversation reset.")
         await bridge.launch(CHAT_KEY, renderer)
         return True
-    offered, renderer.buttons = renderer.buttons, []  # this turn retires the set shown
     if line.isdigit() and 1 <= int(line) <= len(offered):
         ref = offered[int(line) - 1]
         pressed = await bridge.lookup_button(ref.id)
