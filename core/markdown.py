@@ -58,9 +58,6 @@ FENCE_RESERVE_CHARS = 12
 MIN_MAX_CHARS = 64
 #: A lower-ranked boundary wins when the best-ranked one would fill less than this share.
 MIN_FILL_RATIO = 0.5
-#: A code block that will not fit starts a new part, unless the text before it would fill less
-#: than this share of its own part ("Intro:" alone is a stub): then it starts in this one.
-STUB_RATIO = 0.1
 
 _FENCE, _PARAGRAPH, _LINE, _SENTENCE, _WORD = 4, 3, 2, 1, 0
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -270,12 +267,8 @@ class _Splitter:
                 opened = self.openers.get(s)
                 is_open = opened is not None and self._code_end(opened, lim) is None
                 open_before = opened if is_open else None
-        if (
-            open_before is not None
-            and best.get(_FENCE) == open_before.open_at
-            and open_before.open_at - pos >= STUB_RATIO * window
-        ):  # the window ends inside it: keep it whole — unless that leaves a stub before it
-            return open_before.open_at, None
+        if open_before is not None and best.get(_FENCE) == open_before.open_at:
+            return open_before.open_at, None  # the window ends inside it: keep it whole
         chosen = self._pick(best, pos, window)
         if chosen is None:
             return self._hard_cut(pos, prefix, lim)

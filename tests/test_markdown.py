@@ -214,14 +214,6 @@ def test_split_before_a_fence_that_does_not_fit() -> None:
     assert parts[0].suffix == "" and parts[1].body.startswith("```python\n")
 
 
-def test_a_short_intro_is_not_left_alone_before_a_block_that_does_not_fit() -> None:
-    code = "".join(f"print({i})\n" for i in range(300))
-    text = f"Here you go:\n\n```python\n{code}```\n"
-    parts = assert_valid(text, DISCORD_MAX_CHARS)
-    assert parts[0].body.startswith("Here you go:\n\n```python\n")
-    assert len(parts[0].rendered) > DISCORD_MAX_CHARS // 2 and parts[0].suffix == "```"
-
-
 def test_split_after_a_fence_closes_rather_than_inside_the_next_text() -> None:
     text = "```\n" + "x = 1\n" * 20 + "```\n\n" + "More prose and more words. " * 10
     parts = assert_valid(text, 200)
