@@ -26,11 +26,11 @@ DEFAULT_VOICEFLOW_IDLE_TIMEOUT_S = 60.0
 
 # `VF.DM.<24 hex>.<secret>`: ids and secret lengths vary (docs, public keys, private clouds), so
 # only the prefix and the three dot-separated parts are checked (docs/voiceflow-api.md §7).
-_VOICEFLOW_KEY = re.compile(r"^VF\.DM\.[^\s.]+\.[^\s.]+$")
+_VOICEFLOW_KEY = re.compile(r"^VF\.DM\.[!-\-/-~]+\.[!-\-/-~]+$")  # printable ASCII but "."
 # The project id goes into the request path: anything without a separator or whitespace.
 _PROJECT_ID = re.compile(r"^[^\s/?#%]+$")
 _ENVIRONMENT = re.compile(r"^(production|development|[0-9a-fA-F]{24})$")
-_USERINFO = re.compile(r"(?<=//)[^/@\s]*@")
+_USERINFO = re.compile(r"(?<=//)[^/\s]*@")  # up to the last @ before the path, as urlsplit
 
 
 def safe_url(url: str) -> str:

@@ -308,7 +308,8 @@ class PacedMessage:
             return
         self._visible_upto = self._frozen + len(first.body)
         for part in rest:
-            await self._post_final(part.rendered)
+            if not await self._post_final(part.rendered):
+                return  # refused for good (a permission): the next part would be too
 
     def _final_parts(self, outcome: Outcome) -> list[Part]:
         parts = self._parts()

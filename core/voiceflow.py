@@ -56,15 +56,10 @@ BACKOFF_JITTER = 0.2  # ±20 %, so that many shards do not retry in lockstep
 BODY_EXCERPT_CHARS = 200
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Transport failures that leave the request unsent, so retrying cannot run a turn twice. A
-#: server that closes a kept-alive connection without any answer (RemoteProtocolError) has
-#: not run the request either: it is how an idle pooled connection fails on reuse. A read
-#: timeout or a connection lost while waiting for the answer may follow a turn that ran.
-_NEVER_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.RemoteProtocolError,
-)
+#: read timeout, or a server that closes the connection without an answer (RemoteProtocolError:
+#: a crashed pod, a proxy reset), may follow a turn that ran. (A pooled connection the server
+#: closed while idle is detected by httpcore before reuse.)
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)

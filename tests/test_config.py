@@ -46,6 +46,10 @@ def errors_of(env: dict[str, str]) -> list[str]:
             {"VOICEFLOW_API_KEY": "VF.DM.only-two", "VOICEFLOW_PROJECT_ID": "p"},
             ["VOICEFLOW_API_KEY"],
         ),
+        (
+            {"VOICEFLOW_API_KEY": "VF.DM.abc.pasted–dash", "VOICEFLOW_PROJECT_ID": "p"},
+            ["VOICEFLOW_API_KEY"],
+        ),
         ({"VOICEFLOW_API_KEY": GOOD_KEY, "VOICEFLOW_PROJECT_ID": "a/b"}, ["VOICEFLOW_PROJECT_ID"]),
         ({"USER_RATE_LIMIT_PER_MINUTE": "-1"}, ["USER_RATE_LIMIT_PER_MINUTE"]),
     ],
@@ -87,9 +91,13 @@ def test_keys_project_ids_and_environments_of_any_documented_shape_are_accepted(
         assert settings.voiceflow_environment == environment
 
 
-def test_a_bad_url_is_echoed_without_its_credentials() -> None:
+@pytest.mark.parametrize(
+    "url",
+    ["postgres://user:hunter2pw@db.internal/x", "postgres://bob:hunter2pw@x@db.internal/x"],
+)
+def test_a_bad_url_is_echoed_without_its_credentials(url: str) -> None:
     with pytest.raises(ConfigErrors) as info:
-        load_settings({"STATE_URL": "postgres://user:hunter2pw@db.internal/x"})
+        load_settings({"STATE_URL": url})
     assert "hunter2pw" not in str(info.value)
     assert "postgres://***@db.internal/x" in str(info.value)
 

@@ -355,14 +355,17 @@ async def test_connect_error_is_unavailable() -> None:
     assert "2 attempts" in str(caught.value)
 
 
-async def test_a_request_that_got_no_answer_is_not_sent_again() -> None:
-    """Voiceflow read it (and may have run the turn) but never answered: one request only."""
+@pytest.mark.parametrize("then", ["hangs", "closes"])
+async def test_a_request_that_got_no_answer_is_not_sent_again(then: str) -> None:
+    """Voiceflow read it (and may have run the turn) but never answered: one request only —
+    whether it then hangs (a read timeout) or drops the connection (a crashed pod)."""
     received: list[bytes] = []
     done = asyncio.Event()
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         received.append(await reader.readuntil(b"\r\n\r\n"))
-        await done.wait()  # never answers
+        if then == "hangs":
+            await done.wait()
         writer.close()
         await writer.wait_closed()
 

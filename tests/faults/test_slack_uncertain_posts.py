@@ -51,7 +51,7 @@ async def test_a_final_post_answered_too_late_is_not_posted_again(slack: FakeSla
         f"Paragraph {i}: " + "lorem ipsum dolor sit amet " * 8 + "\n\n" for i in range(30)
     )
     message.append(text[:100])
-    slack.stall("chat.postMessage", CLIENT_TIMEOUT_S * 4, times=2)  # the placeholder goes first
+    slack.stall("chat.postMessage", CLIENT_TIMEOUT_S * 4, times=2)  # both final parts
     message.append(text[100:])
     await message.finish()
     shown = [m.visible_text.removesuffix(CURSOR) for m in slack.thread_messages("D0001", None)]
