@@ -107,14 +107,17 @@ async def test_a_request_in_flight_when_the_window_closes_counts_in_the_next() -
     assert budget.delay(final=True) == 0.0
 
 
-async def _standing_queue(budget: FixedWindowBudget, clock: Clock) -> list[asyncio.Task[float]]:
-    """A full window answered at 100.01 and 12 waiters queued behind it; at 101.01 it closes."""
+async def _standing_queue(
+    budget: FixedWindowBudget, clock: Clock, waiters: int = 12
+) -> list[asyncio.Task[float]]:
+    """A full window of 10 answered at 100.01 and ``waiters`` queued behind it; at 101.01 it
+    closes."""
     slots = await _take(budget, 10)
     clock.now = 100.01
     for slot in slots:
         budget.settle(slot)
     tasks = []
-    for _ in range(12):
+    for _ in range(waiters):
         tasks.append(asyncio.create_task(budget.acquire(final=True)))
         await asyncio.sleep(0)
     assert _granted(tasks) == 0
@@ -170,14 +173,7 @@ async def test_a_probe_that_is_not_answered_holds_the_queue_no_longer_than_its_h
 async def test_a_short_queue_does_not_wait_for_a_probe() -> None:
     clock = Clock()
     budget = FixedWindowBudget(10, 1.0, clock=clock)
-    slots = await _take(budget, 10)
-    clock.now = 100.01
-    for slot in slots:
-        budget.settle(slot)
-    tasks = [asyncio.create_task(budget.acquire(final=True)) for _ in range(5)]
-    await asyncio.sleep(0)
-    clock.now = 101.01
-    await _look_again(budget)
+    tasks = await _standing_queue(budget, clock, waiters=5)
     assert _granted(tasks) == 5  # the window will not fill: its end matters little
 
 
