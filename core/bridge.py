@@ -95,7 +95,7 @@ class Bridge:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._relays: dict[str, TurnRelay] = {}
         self._no_reply: dict[str, asyncio.Task[None]] = {}
-        self._timer_turns: set[asyncio.Task[None]] = set()  # no-reply turns under way
+        self._timer_turns: dict[asyncio.Task[None], str] = {}  # no-reply turns: their platform
         self._admission = Admission(settings.user_rate_limit_per_minute)
         self.turns_started = 0
 
@@ -254,16 +254,16 @@ class Bridge:
         self._no_reply.pop(key.id, None)  # from here on user input no longer cancels it
         task = asyncio.current_task()
         assert task is not None
-        self._timer_turns.add(task)
+        self._timer_turns[task] = key.platform
         try:
             await self._turn(key, NO_REPLY, r, launch_first=False)
         finally:
-            self._timer_turns.discard(task)
+            del self._timer_turns[task]
 
     def timer_turns(self, platform: str) -> set[asyncio.Task[None]]:
         """The turns a no-reply timer started on ``platform`` that still run: an adapter's
         graceful shutdown ends them with its own turns."""
-        return {t for t in self._timer_turns if t.get_name().startswith(f"no-reply {platform}|")}
+        return {task for task, on in self._timer_turns.items() if on == platform}
 
     def _cancel_no_reply(self, key_id: str) -> None:
         task = self._no_reply.pop(key_id, None)

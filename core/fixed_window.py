@@ -103,7 +103,7 @@ class FixedWindowBudget(RateBudget):
 
     def _probe_answered_by(self) -> float:
         """Until when the window's other grants wait for its probe's answer (-inf: no wait)."""
-        own = [r for r in self._members if r.granted >= self._own_from and r.anchors]
+        own = self._own()
         if (
             len(own) != 1
             or own[0].done != math.inf
@@ -115,13 +115,20 @@ class FixedWindowBudget(RateBudget):
 
     def _ends_at(self) -> float:
         """When the current window surely has ended on the platform too."""
-        own = [r for r in self._members if r.granted >= self._own_from and r.anchors]
+        own = self._own()
         if own:
             first_done = min(min(r.done for r in own), self._answered)
             anchor = min(first_done, min(r.granted for r in own) + UNSETTLED_MAX_S)
         else:  # carried requests only: their platform window opened before they completed
             anchor = max(min(r.done, r.granted + UNSETTLED_MAX_S) for r in self._members)
         return anchor + self.window_s
+
+    def _is_own(self, request: _Request) -> bool:
+        """Granted in the current window, and able to close it when answered."""
+        return request.granted >= self._own_from and request.anchors
+
+    def _own(self) -> list[_Request]:
+        return [r for r in self._members if self._is_own(r)]
 
     def _roll(self, now: float) -> None:
         """Close every window that has ended by ``now``, carrying what may count in the next."""
@@ -183,11 +190,7 @@ class FixedWindowBudget(RateBudget):
         it before the caller settles). While every request in flight is the current window's
         own, it answers one of them: the window may close a window from now."""
         in_flight = [r for r in self._members if r.done == math.inf]
-        if (
-            self._fixed
-            and in_flight
-            and all(r.granted >= self._own_from and r.anchors for r in in_flight)
-        ):
+        if self._fixed and in_flight and all(self._is_own(r) for r in in_flight):
             self._answered = min(self._answered, self._clock())
             self._dispatch()
 

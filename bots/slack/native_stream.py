@@ -377,17 +377,18 @@ class SlackNativeStream:
             # The rest moves on: a restart must not pin it here too (after a failed stop).
             await self._journaled(self.text[: self._sent])
             try:
-                async with self._budgets.update.slot(final=True):
-                    await self._api.call(
-                        "chat.update",
-                        channel=self._place.channel,
-                        ts=self._ts,
-                        markdown_text=pinned_text(self.text[: self._sent]),
-                    )
+                await self._pin(pinned_text(self.text[: self._sent]))
                 await self._closed()
             except PlatformError as exc:  # stays journaled: the next start finalizes it
                 log.warning("could not finalize the expired native message: %s", exc)
         self._switch_to_fallback("stream expired", reopen=True)
+
+    async def _pin(self, markdown_text: str) -> None:
+        """Set the whole text of the native message, which no longer streams (chat.update)."""
+        async with self._budgets.update.slot(final=True):
+            await self._api.call(
+                "chat.update", channel=self._place.channel, ts=self._ts, markdown_text=markdown_text
+            )
 
     def _switch_to_fallback(self, reason: str, *, reopen: bool = False) -> None:
         """Hand the unconfirmed remainder to a post + update message (atomically)."""
@@ -412,10 +413,7 @@ class SlackNativeStream:
             self._on_stopped_by_user()
         end = NativeEnd(self.text[: self._sent], self._sent, Outcome.STOPPED.note)
         try:
-            async with self._budgets.update.slot(final=True):
-                await self._api.call(
-                    "chat.update", channel=self._place.channel, ts=self._ts, markdown_text=end.whole
-                )
+            await self._pin(end.whole)
         except PlatformError as exc:  # e.g. above chat.update's size limit: the note alone
             log.info("could not end the stopped native message (%s); posting the note", exc)
             await self._post_note(end.note)
