@@ -308,8 +308,8 @@ def _discord_global_bound(
 
     Placeholders are not charged: a strategy may skip them when the global limit is saturated
     (ours does: a placeholder is a cue that waits behind every write that shows text). The
-    better of the horizon knapsack (which knows the own buckets) and the time-indexed
-    Lagrangian on the global limit alone (which knows when its writes can happen)."""
+    better of the horizon knapsack and the time-indexed Lagrangian (which knows when the
+    writes can happen); both know every bucket."""
     assert len(set(channel_of.values())) == len(answers)
     streams = [
         Stream(s.arrivals, s.free_writes, own_cap=_fixed(DISCORD_LIMIT, DISCORD_WINDOW_S))
@@ -320,9 +320,9 @@ def _discord_global_bound(
         shared_cap=_fixed(DISCORD_GLOBAL_PER_S, 1.0),
         horizons=_horizons([s.arrivals for s in streams]),
     )
-    timed = time_indexed_bound(
-        streams, [SharedLimit(DISCORD_GLOBAL_PER_S, 1.0, tuple(range(len(streams))))]
-    )
+    global_ = SharedLimit(DISCORD_GLOBAL_PER_S, 1.0, tuple(range(len(streams))))
+    own = [SharedLimit(DISCORD_LIMIT, DISCORD_WINDOW_S, (i,)) for i in range(len(streams))]
+    timed = time_indexed_bound(streams, [global_, *own])
     best = _best(knapsack, timed)
     return Bound(best.mean_lag_s, best.method + "; own 5/5 s edit bucket + global 50/s")
 

@@ -225,6 +225,35 @@ def test_time_indexed_bound_is_below_joint_brute_force(seed: int) -> None:
     assert 0 < bound.mean_lag_s * (one.total + two.total) <= best + 1e-9
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_time_indexed_bound_knows_each_streams_own_bucket(seed: int) -> None:
+    """Two streams, each with a bucket of its own (as a Discord DM has) under a loose shared
+    one: the own buckets raise the bound, and it stays below every schedule both accept."""
+    rng = random.Random(80 + seed)
+    one = random_arrivals(rng, chunks=3, span=0.8, step=0.1)
+    two = random_arrivals(rng, chunks=3, span=0.8, step=0.1)
+    grid = [round(0.1 * i, 6) for i in range(0, 14)]
+    best = math.inf
+    for w1 in _subsets(grid, range(1, 4)):
+        if w1[-1] < one.last or not strictly_feasible(list(w1), 1, 0.3):
+            continue
+        for w2 in _subsets(grid, range(1, 4)):
+            if w2[-1] < two.last or not strictly_feasible(list(w2), 1, 0.3):
+                continue
+            if strictly_feasible(sorted([*w1, *w2]), 4, 0.3):
+                best = min(best, schedule_cost(one, w1) + schedule_cost(two, w2))
+    shared = SharedLimit(4, 0.3, (0, 1))
+    own = [SharedLimit(1, 0.3, (0,)), SharedLimit(1, 0.3, (1,))]
+    streams = [Stream(one), Stream(two)]
+    loose, tight = (
+        time_indexed_bound(streams, limits, cell_s=0.1, horizon_s=0.6, step=1.0, iterations=200)
+        for limits in ([shared], [shared, *own])
+    )
+    chars = one.total + two.total
+    assert loose.mean_lag_s < tight.mean_lag_s
+    assert tight.mean_lag_s * chars <= best + 1e-9
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_each_streams_priced_schedule_is_exact(seed: int) -> None:
     """With any prices, the DP's value equals brute force over write times on a fine grid
