@@ -6,10 +6,12 @@ errors are translated here, once, into the ``VoiceflowError`` branch of ``core.e
 
     before the first event   401 -> VoiceflowAuthError, 404 -> VoiceflowNotFoundError,
                              400 / other 4xx -> VoiceflowRequestError,
-                             408 / 429 / 5xx / connect errors -> retried with backoff
-                             (429 honours Retry-After), then VoiceflowUnavailableError;
+                             429 / 5xx / connect errors -> retried with backoff (honouring
+                             Retry-After; one longer than a turn can wait gives up at once),
+                             then VoiceflowUnavailableError;
                              sent but never answered (read timeout, connection lost while
-                             waiting) -> VoiceflowUnavailableError at once: it may have run
+                             waiting, a 408 after the runtime's own 20 s) ->
+                             VoiceflowUnavailableError at once: it may have run
     after the 200 response   EOF without ``end``, a dropped connection or no event for
                              ``idle_timeout_s`` -> StreamInterruptedError, never retried
                              (an interact POST is not idempotent)
@@ -54,7 +56,8 @@ CHECK_USER_ID = "vf-bridge-check"
 DEFAULT_MAX_RETRY_AFTER_S = 30.0
 BACKOFF_JITTER = 0.2  # ±20 %, so that many shards do not retry in lockstep
 BODY_EXCERPT_CHARS = 200
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: The runtime's own "response timeout" (after 20 s of work on the turn): it may have run.
+TIMED_OUT_STATUS = 408
 #: Transport failures that leave the request unsent, so retrying cannot run a turn twice. A
 #: read timeout, or a server that closes the connection without an answer (RemoteProtocolError:
 #: a crashed pod, a proxy reset), may follow a turn that ran. (A pooled connection the server
@@ -187,6 +190,9 @@ class VoiceflowClient:
         return response
 
     async def _traces(self, response: httpx.Response) -> AsyncIterator[Trace]:
+        # An event stream is UTF-8 whatever its charset says, and a leading BOM is dropped
+        # (the SSE spec): left in, it would glue itself to the first field's name.
+        response.encoding = "utf-8-sig"
         events = EventSource(response).aiter_sse()
         try:
             while True:
@@ -266,6 +272,13 @@ class VoiceflowClient:
                 raise VoiceflowUnavailableError(
                     f"{outcome.reason} after {attempt + 1} attempts", status=outcome.status
                 )
+            wait = outcome.retry_after_s
+            if wait is not None and wait > self._max_retry_after_s:  # retrying sooner would
+                raise VoiceflowUnavailableError(  # only meet the same refusal
+                    f"{outcome.reason}; it asks to wait {wait:.0f}s, longer than a turn waits "
+                    f"({self._max_retry_after_s:.0f}s)",
+                    status=outcome.status,
+                )
             delay = self._delay_s(attempt, outcome)
             log.warning("%s; retrying in %.2fs", outcome.reason, delay)
             await asyncio.sleep(delay)
@@ -292,14 +305,19 @@ class VoiceflowClient:
             return response
         status = response.status_code
         excerpt = await self._error_excerpt(response)
-        if status in RETRYABLE_STATUSES:
+        if status == 429 or 500 <= status <= 599:
             reason = f"Voiceflow answered {status} ({excerpt})"
             return _Failure(reason, status, _retry_after_s(response))
+        if status == TIMED_OUT_STATUS:
+            raise VoiceflowUnavailableError(
+                f"Voiceflow timed out working on the request (408: {excerpt}); not sent again",
+                status=status,
+            )
         raise self._refusal(status, excerpt)
 
     def _delay_s(self, attempt: int, failure: _Failure) -> float:
         if failure.retry_after_s is not None:
-            return min(failure.retry_after_s, self._max_retry_after_s)
+            return failure.retry_after_s
         jitter = random.uniform(1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER)
         return float(self._backoff_base_s * 2**attempt * jitter)
 

@@ -133,6 +133,8 @@ def test_default_wire_bytes() -> None:
         (WireFormat(end_data="legacy"), b'id: 7\nevent: end\ndata: {"type":"end"}\n\n'),
         (WireFormat(has_space_after_colon=False), b"id:7\nevent:end\n\n"),
         (WireFormat(uses_crlf=True), b"id: 7\r\nevent: end\r\n\r\n"),
+        (WireFormat(uses_bare_cr=True), b"id: 7\revent: end\r\r"),
+        (WireFormat(puts_event_first=True), b"event: end\nid: 7\n\n"),
     ],
 )
 def test_wire_variants(fmt: WireFormat, expected: bytes) -> None:

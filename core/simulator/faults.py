@@ -30,6 +30,9 @@ class Faults:
     send_keepalives: bool = False
     omit_space_after_colon: bool = False
     use_crlf: bool = False
+    use_bare_cr: bool = False
+    put_event_first: bool = False
+    send_bom: bool = False  # a UTF-8 byte order mark before the first byte of the stream
     batch_events: bool = False  # the whole turn in one write
     split_writes_bytes: int = 0  # > 0: every event in writes of this many bytes
     # Mid-stream failures (§10.13).
@@ -56,6 +59,8 @@ class Faults:
             end_data=self.end_data,
             has_space_after_colon=not self.omit_space_after_colon,
             uses_crlf=self.use_crlf,
+            uses_bare_cr=self.use_bare_cr,
+            puts_event_first=self.put_event_first,
         )
 
 

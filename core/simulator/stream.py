@@ -153,6 +153,8 @@ class TurnStream:
     async def _write_events(self, response: web.StreamResponse, events: list[Event]) -> None:
         fmt = self.faults.wire_format()
         writer = _Writer(response, self.faults)
+        if self.faults.send_bom:
+            await writer.write("\ufeff".encode())
         if self.faults.send_retry_line:
             await writer.write(encode_retry(fmt))
         if self.faults.malformed_lines:

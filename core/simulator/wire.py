@@ -40,9 +40,13 @@ class WireFormat:
     end_data: EndData = "none"
     has_space_after_colon: bool = True
     uses_crlf: bool = False
+    uses_bare_cr: bool = False  # the old Mac line ending, also valid SSE
+    puts_event_first: bool = False  # `event:` before `id:`, as the docs page prints it
 
     @property
     def newline(self) -> str:
+        if self.uses_bare_cr:
+            return "\r"
         return "\r\n" if self.uses_crlf else "\n"
 
     def field(self, name: str, value: str) -> str:
@@ -56,8 +60,10 @@ def compact_json(value: Any) -> str:
 
 
 def encode_event(event_id: int, event: str, data: str | None, fmt: WireFormat) -> bytes:
-    """One event: ``id``, ``event``, an optional ``data`` line, then the blank line."""
-    text = fmt.field("id", str(event_id)) + fmt.field("event", event)
+    """One event: ``id``, ``event`` (or the other way round), an optional ``data`` line, then
+    the blank line."""
+    fields = (fmt.field("id", str(event_id)), fmt.field("event", event))
+    text = "".join(reversed(fields) if fmt.puts_event_first else fields)
     if data is not None:
         text += fmt.field("data", data)
     return (text + fmt.newline).encode()
