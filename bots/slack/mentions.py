@@ -10,15 +10,16 @@ longer recognizes a mention. The bridge's own deliberate mention (who clicked a 
 written after this and is not touched.
 
 A mention must also never be assembled by Slack from two pieces: a native stream's appends
-are concatenated, so :data:`OPEN_MENTION` finds a mention that has begun but not yet ended,
-and the stream holds the text back from there until it ends.
+are concatenated, so :func:`open_mention_start` finds, at the end of a piece, the start of
+anything that the next piece could complete into a mention (``<!chan``, ``<@U1|ann``,
+``@he``), and the stream holds the text back from there until it ends.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["OPEN_MENTION", "ZWJ", "neutralize_broadcasts"]
+__all__ = ["ZWJ", "neutralize_broadcasts", "open_mention_start"]
 
 ZWJ = "\u200d"
 
@@ -31,8 +32,14 @@ _USER = re.compile(r"<@([UW][A-Za-z0-9]+)(?:\|([^>]*))?>")
 # letter, digit or `@` before it and a letter or digit after it make it part of another word;
 # `\w`/`\b` would count `_` as a letter.
 _WORD = re.compile(r"(?<![^\W_]|@)@(?=(?:channel|here|everyone)(?![^\W_]))", re.IGNORECASE)
-#: A `<!…` or `<@…` still waiting for its `>` at the end of the text.
-OPEN_MENTION = re.compile(r"<[!@][^<>]*$")
+_BROADCASTS = ("channel", "here", "everyone")
+# What may follow `<!` or `<@` up to a `|` or `>` in a mention, and its beginnings.
+_SPECIAL_NAME = re.compile(r"channel|here|everyone|subteam\^[A-Za-z0-9]+")
+_SPECIAL_NAME_START = re.compile(r"subteam\^[A-Za-z0-9]*|s(?:u(?:b(?:t(?:e(?:am?)?)?)?)?)?")
+_USER_NAME = re.compile(r"[UW][A-Za-z0-9]+")
+_USER_NAME_START = re.compile(r"(?:[UW][A-Za-z0-9]*)?")
+# A bare `@` word at the very end, where `@here` etc. would count as a word (see _WORD).
+_WORD_AT_END = re.compile(r"(?<![^\W_]|@)@([A-Za-z]*)$")
 
 
 def neutralize_broadcasts(text: str) -> str:
@@ -53,3 +60,40 @@ def _special_label(match: re.Match[str]) -> str:
 def _user_label(match: re.Match[str]) -> str:
     user_id, label = match.group(1), match.group(2)
     return f"@{ZWJ}{(label or user_id).lstrip('@')}"
+
+
+def open_mention_start(text: str) -> int | None:
+    """Where, at the end of ``text``, a mention the next piece could complete begins; or None.
+
+    ``<!chan`` (+ ``nel>``), ``<!here|`` + any label, ``<@U12`` , a lone ``<``, and a bare
+    ``@``, ``@he`` or ``@channe`` (+ ``re``, ``l``). Only mentions open after the last ``>``
+    can still close.
+    """
+    after = text.rfind(">") + 1
+    start = text.find("<", after)
+    while start != -1:
+        if _could_open(text[start + 1 :]):
+            return start
+        start = text.find("<", start + 1)
+    word = _WORD_AT_END.search(text, after)
+    if word is not None and any(b.startswith(word.group(1).lower()) for b in _BROADCASTS):
+        return word.start()
+    return None
+
+
+def _could_open(rest: str) -> bool:
+    """Could ``"<" + rest`` (no ``>`` in it) still become a mention?"""
+    if not rest:
+        return True
+    kind = rest[0]
+    head, bar, _ = rest[1:].partition("|")
+    if kind == "!":
+        if bar:
+            return _SPECIAL_NAME.fullmatch(head) is not None
+        return any(b.startswith(head) for b in _BROADCASTS) or bool(
+            _SPECIAL_NAME_START.fullmatch(head) or _SPECIAL_NAME.fullmatch(head)
+        )
+    if kind == "@":
+        names = _USER_NAME if bar else _USER_NAME_START
+        return names.fullmatch(head) is not None
+    return False

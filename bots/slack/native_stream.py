@@ -37,7 +37,7 @@ from typing import Any, Literal
 from bots.slack.api import NATIVE_UNAVAILABLE, SlackApi, slack_error_code
 from bots.slack.budgets import WorkspaceBudgets
 from bots.slack.journal import SlackJournal
-from bots.slack.mentions import OPEN_MENTION, neutralize_broadcasts
+from bots.slack.mentions import neutralize_broadcasts, open_mention_start
 from bots.slack.native_ending import NativeEnd, ending, pinned_text
 from bots.slack.place import SlackPlace
 from core.errors import PlatformError, PlatformRateLimitedError, StreamExpiredError
@@ -193,14 +193,12 @@ class SlackNativeStream:
             cut = ends[-1] if ends else 0
         else:
             cut = max(rest.rfind(" "), rest.rfind("\n")) + 1
-        # Slack concatenates appends: never end one inside a mention ("<!subteam^S1|@a " +
-        # "team>" would ping the group), wait for its ">".
-        open_mention = OPEN_MENTION.search(rest, 0, cut)
-        if open_mention is not None:
-            cut = open_mention.start()
         if cut == 0 and len(rest) >= HOLDBACK_MAX_CHARS:
-            return rest
-        return rest[:cut]
+            cut = len(rest)
+        # Slack concatenates appends: never end one where the next could complete a mention
+        # ("<!chan" + "nel>", "<!subteam^S1|@a " + "team>", "@he" + "re"): wait for its end.
+        open_mention = open_mention_start(rest[:cut])
+        return rest[: cut if open_mention is None else open_mention]
 
     # -- interim writes --------------------------------------------------------------------
     async def _flush(self) -> bool:

@@ -30,6 +30,9 @@ PINGS = (
 #: flushes what it has in between, so a mention is cut across two appends.
 GAP = [""] * 250
 SPLIT_MENTIONS = ["Ask ", "<!subteam^S1|@support ", *GAP, "team> or <@W42|ann ", *GAP, "lee> now."]
+# No space for 250 characters (minified JSON, a long URL) before a mention cut in two.
+GLUED = "x" * 250
+GLUED_MENTIONS = [GLUED + "<!chan", *GAP, "nel> and ", GLUED + '{"text":"@he', *GAP, 're"} now.']
 HUGE_INPUT = "x" * 50_000
 CONTROL = "hello\x00\x07 there\x1b[31m\u202e friend\r\n"
 
@@ -38,6 +41,7 @@ def hostile_agent() -> ScriptedAgent:
     agent = fault_agent()
     agent.texts["ping everyone"] = [completion(PINGS)]
     agent.texts["split mentions"] = chunked(SPLIT_MENTIONS)
+    agent.texts["glued mentions"] = chunked(GLUED_MENTIONS)
     return agent
 
 
@@ -120,14 +124,19 @@ async def model_output_pings_nobody(w: SlackWorld) -> None:
     CHECKED.add(shown)
 
 
+@pytest.mark.parametrize(
+    ("words", "chunks"),
+    [("split mentions", SPLIT_MENTIONS), ("glued mentions", GLUED_MENTIONS)],
+    ids=["after-a-space", "after-200-chars-without-one"],
+)
 async def test_slack_mention_cut_across_stream_appends_pings_nobody(
-    slack_world_factory: SlackFactory, slack_mode: Mode
+    slack_world_factory: SlackFactory, slack_mode: Mode, words: str, chunks: list[str]
 ) -> None:
     async with slack_world_factory(mode=slack_mode, token_delay_s=0.002) as w:
         w.simulator.agent = hostile_agent()
-        fault(f"hostile mention cut across native stream appends (Slack, {w.mode})")
-        ts = await w.mention("split mentions")
-        await wait_slack(w, CHANNEL, ts, neutralize_broadcasts("".join(SPLIT_MENTIONS)), 10)
+        fault(f"hostile mention cut across native stream appends, {words} (Slack, {w.mode})")
+        ts = await w.mention(words)
+        await wait_slack(w, CHANNEL, ts, neutralize_broadcasts("".join(chunks)), 10)
         [native] = w.answer_messages(CHANNEL, ts)
         assert len(native.history) >= 3, "the answer was not streamed in several writes"
         assert native.pings == [], "Slack joined the pieces into a mention"
