@@ -135,7 +135,9 @@ class PacedMessage:
                     await self._interim()
             await self._finalize(self._outcome)
         except Exception:  # the pump must never die silently with text unshown
-            log.exception("streamed message failed; posting what remains")
+            log.exception("streamed message failed; the rest follows when the answer ends")
+            self._edits_broken = True
+            await self._finishing.wait()  # text still arriving must go out too
             await self._post_remainder(self._outcome or Outcome.INTERRUPTED)
         finally:
             if self._demand is not None:
@@ -275,11 +277,30 @@ class PacedMessage:
             self._frozen += len(done.body)
             self._carry = parts[0].prefix
             self._visible_upto = self._frozen
-            nxt = parts[0]
+            self._current = None
+            await self._post_continuation()
+            parts = self._parts()
+
+    async def _post_continuation(self) -> None:
+        """Open the next message of the answer, retrying through rate limits and passing
+        failures. If it cannot be posted, the unseen rest goes out when the answer ends."""
+        for attempt in range(FINAL_ATTEMPTS):
             slot = await self._post_budget.acquire(final=True, weight=self._unseen_chars)
+            nxt = self._parts()[0]  # latest wins: the text as it is now
             view = interim_text(nxt.prefix + nxt.body, unit=self._unit) + self._cursor
-            self._current = await self._post(view, stop_id=self._stop_id, slot=slot)
-            self._shown = view
+            try:
+                self._current = await self._post(view, stop_id=self._stop_id, slot=slot)
+                self._shown = view
+                return
+            except PlatformRateLimitedError as exc:
+                self._post_budget.block_for(exc.retry_after)
+            except (PlatformUncertainError, PlatformPermissionError) as exc:
+                log.warning("could not open the next message (%s); the rest goes at the end", exc)
+                break
+            except PlatformError as exc:
+                log.warning("opening the next message failed (attempt %d): %s", attempt + 1, exc)
+                await asyncio.sleep(RETRY_DELAY_S * (attempt + 1))
+        self._edits_broken = True  # _finalize posts exactly the unseen rest anew
 
     async def _repost_current(self) -> None:
         """The message was deleted: post its part anew and carry on streaming there."""

@@ -21,7 +21,12 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from core.errors import StreamInterruptedError, VoiceflowError
+from core.errors import (
+    PlatformError,
+    PlatformPermissionError,
+    StreamInterruptedError,
+    VoiceflowError,
+)
 from core.platform import ButtonRef, Outcome, Renderer, StreamedMessage
 from core.traces import (
     Button,
@@ -45,6 +50,8 @@ ButtonSaver = Callable[[Sequence[Button]], Awaitable[list[ButtonRef]]]
 
 #: Pace of fake-streamed static text (STREAM_STATIC_TEXT=true): one word every this often.
 STATIC_WORD_DELAY_S = 0.02
+#: Shown where the platform refused one whole message (an image URL it rejects, a card).
+REFUSED_NOTE = "⚠️ A part of this answer could not be shown here."
 _WORD = re.compile(r"\S+\s*|\s+")
 
 
@@ -163,10 +170,25 @@ class TurnRelay:
                 await self._close_stream(Outcome.COMPLETE)
             case Text(message=message):
                 await self._close_stream(Outcome.COMPLETE)
-                await self._text(message)
+                await self._whole(self._text(message), "text")
             case _:
                 await self._close_stream(Outcome.COMPLETE)
-                await self._render_other(trace)
+                await self._whole(self._render_other(trace), type(trace).__name__)
+
+    async def _whole(self, rendering: Awaitable[None], what: str) -> None:
+        """Render one whole message; one the platform refuses is skipped, visibly, and the
+        turn goes on (the rest of the answer is not lost to one bad image). A missing
+        permission ends the turn: nothing else could be shown either."""
+        try:
+            await rendering
+        except PlatformPermissionError:
+            raise
+        except PlatformError as exc:
+            log.warning("the platform refused a %s message (%s); the turn goes on", what, exc)
+            try:
+                await self._renderer.send_notice(REFUSED_NOTE)
+            except PlatformError as again:
+                log.warning("could not show that a message was refused: %s", again)
 
     async def _render_other(self, trace: Trace) -> None:
         match trace:

@@ -7,9 +7,14 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from core.errors import PlatformError, StreamInterruptedError, VoiceflowAuthError
+from core.errors import (
+    PlatformError,
+    PlatformPermissionError,
+    StreamInterruptedError,
+    VoiceflowAuthError,
+)
 from core.platform import ButtonRef, Outcome
-from core.relay import TurnRelay
+from core.relay import REFUSED_NOTE, TurnRelay
 from core.traces import (
     Button,
     Card,
@@ -220,8 +225,18 @@ async def test_reading_never_waits_on_the_platform() -> None:
     assert result.ended and result.outcome is Outcome.COMPLETE
 
 
-async def test_a_platform_failure_ends_the_turn_and_the_upstream() -> None:
-    renderer = GatedRenderer(Platform(window_s=0.5), error=PlatformError("500"))
+async def test_a_refused_message_is_skipped_visibly_and_the_turn_goes_on() -> None:
+    renderer = GatedRenderer(Platform(window_s=0.5), error=PlatformError("400 bad form"))
+    renderer.gate.set()
+    traces = [*completion("Before."), Choice((BUTTON,)), *completion("After."), End()]
+    result = await relay(renderer).run(script(*traces))
+    assert ("notice", REFUSED_NOTE) in renderer.events
+    assert renderer.platform.visible() == ["Before.", "After."]
+    assert result.ended and result.outcome is Outcome.COMPLETE
+
+
+async def test_a_missing_permission_ends_the_turn_and_the_upstream() -> None:
+    renderer = GatedRenderer(Platform(window_s=0.5), error=PlatformPermissionError("403"))
     closed = asyncio.Event()
 
     async def endless() -> AsyncIterator[Trace]:

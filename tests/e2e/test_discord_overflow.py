@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from core.simulator.content import long_answer
 from tests.e2e import discord_fixtures
-from tests.e2e.discord_fixtures import DiscordWorld, strip_cursor
+from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory, strip_cursor
 from tests.fakes.discord import FakeMessage
 
 discord_world = discord_fixtures.discord_world
@@ -111,6 +113,36 @@ async def test_a_6000_character_answer_splits_into_valid_markdown_parts(
         for shown in _interim_views(w, part):
             assert unbalanced(shown) == [], (index, shown[-200:])
     assert w.fake.count_429 == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "times", "headers"),
+    [(429, 1, {"Retry-After": "0.3"}), (503, 3, {})],
+    ids=["429-without-via", "three-503s"],
+)
+async def test_a_continuation_post_that_fails_for_a_moment_loses_nothing(
+    discord_world_factory: WorldFactory, status: int, times: int, headers: dict[str, str]
+) -> None:
+    """The first post of the second part is refused (a 429 discord.py does not retry, or a
+    short outage): the answer goes on in order, whole, and is not marked interrupted."""
+    async with discord_world_factory(token_delay_s=0.005) as w:
+        await w.mention("hi")
+        await w.wait_settled("3000", turns=2)
+        # after=1: the placeholder goes through, the continuation post meets the fault
+        w.fake.inject(
+            "POST", r"/channels/3000/messages", status=status, headers=headers, times=times, after=1
+        )
+        question = await w.mention("something long please")
+
+        def whole() -> bool:
+            slices = source_slices([m.content for m in answer_parts(w, question)], long_answer())
+            return slices is not None and "".join(slices) == long_answer()
+
+        await w.fake.wait_until(whole, 30)
+        await w.wait_settled("3000", turns=3)
+        contents = [m.content for m in answer_parts(w, question)]
+        assert all("interrupted" not in c and len(c) <= DISCORD_MAX_CHARS for c in contents)
+        assert w.fake.faults_left() == 0
 
 
 def _interim_views(world: DiscordWorld, message: FakeMessage) -> list[str]:

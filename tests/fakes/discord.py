@@ -329,6 +329,10 @@ class FakeDiscord(InteractionRoutes):
         pattern = re.compile(route_pattern)
         self._faults.append(Fault(method.upper(), pattern, reply, times, after, commit))
 
+    def faults_left(self) -> int:
+        """How many injected fault answers are still to be given."""
+        return sum(f.times for f in self._faults)
+
     def clear_faults(self) -> None:
         """Stop every injected fault: later requests are served normally."""
         self._faults.clear()

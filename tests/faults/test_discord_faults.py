@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from core.recovery import StoreJournal
+from core.relay import REFUSED_NOTE
 from core.simulator.agent import ScriptedAgent
 from tests.e2e import discord_fixtures
 from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory, strip_cursor
@@ -254,3 +255,20 @@ def _created(world: DiscordWorld, channel_id: str) -> list[Recorded]:
 
 def _edits(world: DiscordWorld, channel_id: str) -> list[Recorded]:
     return [r for r in world.message_requests(channel_id) if r.method == "PATCH"]
+
+
+async def test_a_refused_image_is_skipped_visibly_and_the_turn_goes_on(world: DiscordWorld) -> None:
+    """Discord refuses one whole message (a 400 on an image URL it rejects): a short note takes
+    its place, and the answer after it still streams, exact."""
+    w = world
+    agent = w.simulator.agent
+    assert isinstance(agent, ScriptedAgent)
+    image = {"type": "visual", "payload": {"visualType": "image", "image": "https://x.test/a.png"}}
+    agent.texts["picture please"] = [image, *agent.texts["medium question"]]
+    bad_url = {"code": 50035, "message": "Invalid Form Body", "errors": {"embeds": {}}}
+    w.fake.inject("POST", rf"/channels/{DM}/messages", status=400, body=bad_url, times=1)
+    fault("discord 400 on one whole message")
+    await w.dm("picture please")
+    shown = await wait_discord(w, DM, REFUSED_NOTE + ANSWERS["medium question"])
+    assert shown[0].content == REFUSED_NOTE
+    assert w.simulator.disconnects == []  # the Voiceflow request was read to its end
