@@ -81,6 +81,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BridgeError as exc:  # e.g. STATE_URL unreachable at startup: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BaseExceptionGroup as group:  # `run`'s bots fail together (a rejected token)
+        errors = _bridge_errors(group)
+        if errors is None:
+            raise
+        for error in errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _bridge_errors(group: BaseExceptionGroup[BaseException]) -> list[BridgeError] | None:
+    """Every error in ``group``, if all are our own (one line each); else None."""
+    errors: list[BridgeError] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _bridge_errors(exc)
+            if inner is None:
+                return None
+            errors += inner
+        elif isinstance(exc, BridgeError):
+            errors.append(exc)
+        else:
+            return None
+    return errors
 
 
 async def _chat(settings: Settings) -> int:

@@ -232,3 +232,27 @@ async def test_chat_on_a_redis_store(environ: dict[str, str], tmp_path: Path) ->
     async with redis_server(tmp_path) as url:
         code, out, _ = await run(["chat"], environ | {"STATE_URL": url}, b"hello\n")
     assert code == 0 and "You said: **hello**" in out
+
+
+DISCORD_TOKEN = "MTIzNDU2Nzg5.GhIjKl.TopSecretDiscordToken42"
+SLACK_TOKENS = {"SLACK_BOT_TOKEN": "xoxb-1-TopSecretSlack42", "SLACK_APP_TOKEN": "xapp-1-Secret42"}
+
+
+@pytest.mark.parametrize("platform", ["discord", "slack"])
+async def test_run_with_a_rejected_or_unreachable_platform_is_one_line(
+    environ: dict[str, str], platform: str
+) -> None:
+    """A wrong token is the likeliest first mistake: `run` ends with one line naming the
+    variable, no traceback (Discord's API here answers 401; Slack's cannot be reached)."""
+    async with Simulator() as sim:  # any HTTP server that refuses the token with a 401
+        if platform == "discord":
+            extra = {"DISCORD_TOKEN": DISCORD_TOKEN, "DISCORD_API_URL": sim.url}
+            expected = "error: DISCORD_TOKEN: rejected"
+        else:  # discard port: nothing listens
+            extra = {**SLACK_TOKENS, "SLACK_API_URL": "http://127.0.0.1:9/api/"}
+            expected = "error: SLACK_API_URL: cannot reach"
+        code, out, err = await run(["run"], environ | extra)
+    assert code == 1 and "Traceback" not in err, err[-2000:]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(expected), err[-2000:]
+    assert "TopSecret" not in out + err

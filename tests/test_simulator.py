@@ -483,6 +483,17 @@ async def test_bad_body(http: httpx.AsyncClient, body: Any) -> None:
 # --- HTTP: state --------------------------------------------------------------------------------
 
 
+async def test_a_user_with_no_state_is_started_not_ended(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    """A restarted simulator (or runtime) meeting a userID it has no state for starts it, as
+    the runtime does: only an `end` trace ends a conversation until the next launch."""
+    sim.faults.noise = False
+    answer = traces_of((await post_turn(http, {"type": "text", "payload": "hi"})).text)
+    assert "(conversation ended — send launch)" not in str(answer) and answer
+    assert (await http.get("/state/user/u1", headers=AUTH)).json()["stack"]
+
+
 async def test_state_lifecycle(sim: Simulator, http: httpx.AsyncClient) -> None:
     sim.faults.noise = False
     state_path = "/state/user/u1"
@@ -497,13 +508,6 @@ async def test_state_lifecycle(sim: Simulator, http: httpx.AsyncClient) -> None:
     assert after_end[0]["payload"]["message"] == "(conversation ended — send launch)"
     assert (await http.delete(state_path, headers=AUTH)).status_code == 200
     assert (await http.get(state_path, headers=AUTH)).json()["variables"] == {}
-
-
-async def test_new_conversation_needs_launch(sim: Simulator, http: httpx.AsyncClient) -> None:
-    sim.faults.noise = False
-    traces = traces_of((await post_turn(http, {"type": "text", "payload": "hi"}, user="new")).text)
-    assert kinds(traces) == ["text"]
-    assert "send launch" in traces[0]["payload"]["message"]
 
 
 async def test_put_state_replaces(http: httpx.AsyncClient) -> None:

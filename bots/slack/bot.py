@@ -28,7 +28,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack.api import SlackApi
+from bots.slack.api import SlackApi, SlackCallError, slack_error_code
 from bots.slack.blocks import (
     BUTTON_PREFIX,
     LINK_PREFIX,
@@ -37,6 +37,7 @@ from bots.slack.blocks import (
     chosen_text,
 )
 from bots.slack.budgets import SlackBudgets
+from bots.slack.check import startup_error
 from bots.slack.events import (
     MESSAGE_TTL_S,
     EventGate,
@@ -52,7 +53,7 @@ from bots.slack.place import SlackPlace
 from bots.slack.renderer import SlackRenderer
 from core.bridge import Bridge, ConversationKey
 from core.config import Settings
-from core.errors import ConfigError, PlatformError
+from core.errors import ConfigError, PlatformError, PlatformRateLimitedError
 from core.shutdown import SHUTDOWN_GRACE_S, end_turns
 
 __all__ = ["SlackBot", "run_slack"]
@@ -114,7 +115,12 @@ class SlackBot:
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         """Authenticate, then connect Socket Mode or listen for HTTP; returns when ready."""
-        identity = await self._api.call("auth.test")
+        try:
+            identity = await self._api.call("auth.test")
+        except (SlackCallError, PlatformRateLimitedError) as exc:
+            raise startup_error(self._settings, slack_error_code(exc), reached=True) from exc
+        except PlatformError as exc:
+            raise startup_error(self._settings, slack_error_code(exc), reached=False) from exc
         self._gate.bot_user_id = str(identity.get("user_id") or "")
         self._gate.bot_id = str(identity.get("bot_id") or "")
         await finalize_slack_dangling(self._bridge.store, self._api)

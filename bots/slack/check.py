@@ -14,8 +14,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from core.config import Settings
+from core.errors import ConfigError
 
-__all__ = ["REQUIRED_BOT_SCOPES", "check_slack"]
+__all__ = ["REQUIRED_BOT_SCOPES", "check_slack", "startup_error"]
 
 CHECK_TIMEOUT_S = 10
 #: Bot scopes slack-manifest.yml grants; a token missing one was installed from an old manifest.
@@ -105,3 +106,18 @@ def _scope_problems(reply: dict[str, Any]) -> list[str]:
         f"SLACK_BOT_TOKEN: missing scopes {', '.join(missing)} — "
         "update the app from slack-manifest.yml and reinstall it"
     ]
+
+
+def startup_error(settings: Settings, error: str, *, reached: bool) -> ConfigError:
+    """The one line ``vf-bridge run`` ends with when ``auth.test`` fails at start.
+
+    ``error`` is Slack's code, or the transport error's name when Slack was not ``reached``.
+    """
+    if not reached:
+        return ConfigError("SLACK_API_URL", f"cannot reach {settings.slack_api_url} ({error})")
+    if error == "unknown_error":  # an answer without Slack's {"ok": …, "error": …} shape
+        return ConfigError(
+            "SLACK_API_URL", f"{settings.slack_api_url} did not answer as Slack's Web API does"
+        )
+    line = _refusal("SLACK_BOT_TOKEN", "auth.test", error)
+    return ConfigError("SLACK_BOT_TOKEN", line.removeprefix("SLACK_BOT_TOKEN: "))

@@ -265,9 +265,10 @@ class Simulator:
         *,
         is_streaming: bool,
     ) -> list[dict[str, Any]]:
+        is_new = (self.project_id, user_id) not in self.state
         conversation = self.state.get(self.project_id, user_id)
         conversation.variables.update(variables)
-        if action["type"] == "launch":
+        if action["type"] == "launch" or is_new:  # the runtime starts a user it has no state for
             conversation.launch()
         elif not conversation.is_running:
             return [text_trace(ENDED_TEXT)]
