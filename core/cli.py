@@ -115,8 +115,25 @@ async def _chat(settings: Settings) -> int:
     if settings.uses_simulator:
         print(SIMULATOR_NOTICE, file=sys.stderr)
 
-    async with open_bridge(settings) as bridge:
-        return await run_chat(bridge)
+    # SIGTERM ends the answer in progress with its note, as in `run` (Ctrl-C already does).
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    terminated = asyncio.Event()
+
+    def terminate() -> None:
+        terminated.set()
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        async with open_bridge(settings) as bridge:
+            return await run_chat(bridge)
+    except asyncio.CancelledError:
+        if not terminated.is_set():
+            raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt (exit 130)
+        return 0
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _run(settings: Settings) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
 import re
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -256,3 +258,49 @@ async def test_run_with_a_rejected_or_unreachable_platform_is_one_line(
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith(expected), err[-2000:]
     assert "TopSecret" not in out + err
+
+
+async def test_ctrl_c_at_the_chat_prompt_exits_at_once(environ: dict[str, str]) -> None:
+    """In a terminal, Ctrl-C while the chat waits for a line ends it (it used to wait for
+    Enter: the line was read by a worker the event loop's shutdown waits for)."""
+    leader, follower = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "core", "chat",
+        stdin=follower, stdout=follower, stderr=follower, env=environ,
+        cwd=environ["HOME_DIR"],
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    try:
+        async with asyncio.timeout(30):
+            while b"\n> " not in seen:  # the welcome is shown and the prompt waits
+                seen += await asyncio.to_thread(os.read, leader, 4096)
+        proc.send_signal(signal.SIGINT)  # what the terminal sends for Ctrl-C
+        code = await asyncio.wait_for(proc.wait(), 5)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        os.close(leader)
+    record(seen.decode(errors="replace"))
+    assert code == 130
+
+
+async def test_sigterm_ends_a_chat_answer_with_its_note(environ: dict[str, str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "core", "chat",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=environ, cwd=environ["HOME_DIR"],
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"tell me something long\n")  # stdin stays open: no EOF ends the chat
+    await proc.stdin.drain()
+    out = b""
+    async with asyncio.timeout(30):
+        while b"Streaming" not in out:  # the long answer has begun
+            out += await proc.stdout.read(256)
+    proc.send_signal(signal.SIGTERM)
+    rest, err = await asyncio.wait_for(proc.communicate(), 15)
+    record((out + rest + err).decode(errors="replace"))
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert (out + rest).decode().rstrip().endswith("⚠️ interrupted")

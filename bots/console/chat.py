@@ -2,14 +2,18 @@
 
 Every input line is one turn; a number clicks the matching button of the last answer's set
 (a click, like any new turn, retires that set: a number then is just text); ``/reset``
-starts over; ``/quit`` or end of input exits. Lines are read in a worker thread so
-the event loop keeps streaming while the user types.
+starts over; ``/quit`` or end of input exits. Lines are read in a daemon thread so the
+event loop keeps streaming while the user types, and Ctrl-C at the prompt exits at once (a
+worker of the loop's executor would hold the exit until the user pressed Enter).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import sys
+import threading
 from typing import TextIO
 
 from bots.console.renderer import ConsoleRenderer
@@ -27,6 +31,8 @@ async def run_chat(
     """Run the terminal conversation until EOF or /quit; returns the exit code."""
     source = stdin or sys.stdin
     sink = out or sys.stdout
+    if isinstance(source, io.TextIOWrapper):  # bytes that are not UTF-8: U+FFFD, no crash
+        source.reconfigure(errors="replace")
     interactive = source.isatty() and sink.isatty()
     renderer = ConsoleRenderer(sink, ansi=interactive)
     if interactive:
@@ -36,11 +42,36 @@ async def run_chat(
         if interactive:
             sink.write("\n> ")
             sink.flush()
-        line = await asyncio.to_thread(source.readline)
+        line = await _read_line(source)
         if not line:
             return 0
         if not await _handle_line(bridge, renderer, line.strip()):
             return 0
+
+
+async def _read_line(source: TextIO) -> str:
+    """The next line of ``source`` ("" at its end), read in a daemon thread."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+
+    def settle(text: str | None, error: BaseException | None) -> None:
+        if line.done():
+            return
+        if error is not None:
+            line.set_exception(error)
+        else:
+            line.set_result(text or "")
+
+    def read() -> None:
+        try:
+            text, error = source.readline(), None
+        except Exception as exc:
+            text, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(settle, text, error)
+
+    threading.Thread(target=read, name="chat-input", daemon=True).start()
+    return await line
 
 
 async def _handle_line(bridge: Bridge, renderer: ConsoleRenderer, line: str) -> bool:
