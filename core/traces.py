@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.slate import slate_markdown
+
 __all__ = [
     "Button",
     "Card",
@@ -68,7 +70,13 @@ class Button:
 
     name: str
     request: dict[str, Any]
-    url: str | None = None  # set when the request's only action is open_url
+    url: str | None = None  # from an open_url action of the request, whatever its type
+
+    @property
+    def is_link_only(self) -> bool:
+        """Opening ``url`` is all it does (an ``action`` request): a plain link will do. A
+        path, intent or text button that also opens a URL must still send its request."""
+        return self.url is not None and self.request.get("type") == "action"
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,9 @@ def _text(payload: Any) -> Trace:
     message = payload.get("message")
     if not isinstance(message, str):
         raise ValueError("text without message")
-    return Text(message, is_ai=bool(payload.get("ai")))
+    # The links and emphasis are in the slate only: `message` is its plain text.
+    rich = slate_markdown(payload.get("slate"))
+    return Text(rich or message, is_ai=bool(payload.get("ai")))
 
 
 def _buttons(raw: Any) -> tuple[Button, ...]:

@@ -286,7 +286,7 @@ class DiscordBot:
             return
         self._remember_chosen(message.id)
         label = label_of(message, custom_id) or pressed.button.name
-        line = chooser_line(interaction.user.display_name, label)
+        line = chooser_line(interaction.user.display_name, label, pressed.button.url)
         content = f"{message.content}\n{line}" if message.content else line
         await self._edit_clicked(interaction, content=content, view=chosen_view(message, custom_id))
         place = _place_of(interaction.channel, interaction.guild_id, interaction.channel_id)

@@ -161,11 +161,13 @@ def image_embed(visual: Visual) -> discord.Embed:
     return discord.Embed().set_image(url=visual.image_url)
 
 
-def chooser_line(user_name: str, label: str) -> str:
-    """``**<name>** chose *<label>*``, both escaped so neither can inject markdown."""
+def chooser_line(user_name: str, label: str, url: str | None = None) -> str:
+    """``**<name>** chose *<label>*``, both escaped so neither can inject markdown; with the
+    link a button also opens (Discord cannot both send a click and open a URL)."""
     name = discord.utils.escape_markdown(user_name)
     choice = discord.utils.escape_markdown(label)
-    return f"**{name}** chose *{choice}*"
+    line = f"**{name}** chose *{choice}*"
+    return f"{line} → <{url}>" if url else line
 
 
 def chosen_view(message: discord.Message, chosen_custom_id: str) -> discord.ui.View:
@@ -200,7 +202,7 @@ def _rows(
 
 def _button(ref: ButtonRef, prefix: str) -> discord.ui.Button[discord.ui.View]:
     label = _clip(f"{prefix}{ref.button.name}", MAX_LABEL_CHARS)
-    if ref.button.url:
+    if ref.button.url and ref.button.is_link_only:
         return discord.ui.Button(style=discord.ButtonStyle.link, label=label, url=ref.button.url)
     return discord.ui.Button(
         style=discord.ButtonStyle.primary, label=label, custom_id=button_custom_id(ref.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.simulator import DefaultAgent
-from core.simulator.agent import ScriptedAgent, carousel, path_button
+from core.simulator.agent import ScriptedAgent, carousel, choice, completion, path_button
 from core.simulator.content import label_answer
 from tests.e2e import discord_fixtures
 from tests.e2e.discord_fixtures import DiscordWorld, expected_answer
@@ -222,3 +222,29 @@ async def test_an_image_is_an_image_embed(discord_world: DiscordWorld) -> None:
     (embed,) = next(m.embeds for m in w.bot_messages("5000") if m.embeds)
     assert embed["image"]["url"].startswith("https://")
     assert w.fake.count_429 == 0
+
+
+async def test_a_path_button_that_also_opens_a_url_still_sends_its_path(
+    discord_world: DiscordWorld,
+) -> None:
+    """A link button cannot send a click on Discord: a path button with an open_url action
+    stays a click that sends its request, and the chooser line carries the link instead."""
+    w = discord_world
+    pricing = path_button("Pricing", "p1")
+    pricing["request"]["payload"]["actions"] = [
+        {"type": "open_url", "payload": {"url": "https://example.com/pricing"}}
+    ]
+    w.simulator.agent = ScriptedAgent(
+        launch=[],
+        texts={"plans": [choice(pricing)]},
+        requests={"path-p1": [completion("Our plans.")]},
+        default=None,
+    )
+    await w.dm("plans")
+    message = await wait_for_buttons(w, "5000", "Pricing")
+    (button,) = buttons_of(message)
+    assert button["style"] != 5 and button["custom_id"].startswith("vfb:")
+    await w.fake.click(message.id, button["custom_id"])
+    await w.wait_for_content("5000", "Our plans.")
+    assert w.voiceflow_actions()[-1] == pricing["request"]
+    assert message.content.endswith("chose *Pricing* → <https://example.com/pricing>")
