@@ -40,6 +40,7 @@ from bots.slack.journal import SlackJournal
 from bots.slack.mentions import neutralize_broadcasts, open_mention_start
 from bots.slack.native_ending import NativeEnd, ending, pinned_text
 from bots.slack.place import SlackPlace
+from bots.slack.writer import SLACK_UPDATE_MAX_CHARS
 from core.errors import PlatformError, PlatformRateLimitedError, StreamExpiredError
 from core.markdown import MIN_MAX_CHARS, fence_closer, find_open_fence, split_text
 from core.platform import Outcome, StreamedMessage
@@ -268,7 +269,7 @@ class SlackNativeStream:
                 await self._user_stop()
                 return False
             log.warning("appendStream failed (%s); continuing with post + update", exc)
-            await self._recover_expired()
+            await self._recover_expired(live=True)
             return False
         self._last_write = time.monotonic()
         await self._confirm(delta, wire)
@@ -326,7 +327,7 @@ class SlackNativeStream:
                     return
                 log.warning("stopStream failed (%s); posting the rest", exc)
                 break
-        await self._recover_expired()
+        await self._recover_expired(live=True)
 
     async def _stop_stream(self, wire: str) -> None:
         assert self._ts is not None
@@ -354,7 +355,7 @@ class SlackNativeStream:
                 await self._user_stop()
                 return
             log.info("stopStream on rotation failed (%s)", exc)
-            await self._recover_expired()
+            await self._recover_expired(live=True)
             return
         self._sent += len(head)
         await self._closed()
@@ -369,17 +370,40 @@ class SlackNativeStream:
             return candidate
         return split_text(candidate, room)[0].body
 
-    async def _recover_expired(self) -> None:
-        """The stream no longer takes appends: pin its confirmed text, continue elsewhere."""
+    async def _recover_expired(self, *, live: bool = False) -> None:
+        """The stream takes no more appends (expired, or a write to it failed while it is
+        ``live``): end it with exactly its confirmed text and continue elsewhere."""
         if self._ts is not None and self._sent > 0:
             # The rest moves on: a restart must not pin it here too (after a failed stop).
             await self._journaled(self.text[: self._sent])
-            try:
-                await self._pin(pinned_text(self.text[: self._sent]))
+            if await self._end_as_confirmed(live=live):
                 await self._closed()
-            except PlatformError as exc:  # stays journaled: the next start finalizes it
-                log.warning("could not finalize the expired native message: %s", exc)
         self._switch_to_fallback("stream expired", reopen=True)
+
+    async def _end_as_confirmed(self, *, live: bool) -> bool:
+        """Pin the confirmed text (exact even if a failed append landed after all); where
+        ``chat.update`` cannot hold that much, a live stream is stopped as it stands and an
+        expired one keeps what it streamed. False: it stays journaled for the next start."""
+        confirmed = self.text[: self._sent]
+        pinned = pinned_text(confirmed)
+        if len(pinned) <= SLACK_UPDATE_MAX_CHARS or not live:
+            try:
+                await self._pin(pinned)
+                return True
+            except PlatformError as exc:
+                if not live and slack_error_code(exc) == "msg_too_long":
+                    log.info("native message %s keeps what it streamed", self._ts)
+                    return True
+                log.warning("could not pin the native message to its confirmed text: %s", exc)
+                if not live:
+                    return False
+        try:
+            async with self._budgets.stop.slot(final=True):
+                await self._stop_stream(fence_closer(confirmed))
+            return True
+        except PlatformError as exc:
+            log.warning("could not end the native message: %s", exc)
+            return False
 
     async def _pin(self, markdown_text: str) -> None:
         """Set the whole text of the native message, which no longer streams (chat.update)."""

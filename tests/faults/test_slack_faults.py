@@ -265,3 +265,32 @@ async def test_a_message_killed_during_its_final_update_ends_complete(
         assert message.visible_text == answer and not slack_hanging(message)
         assert await store.inflight("slack") == []
         CHECKED.add(answer)
+
+
+@pytest.mark.parametrize("failure", ["internal_error", "expiry"])
+async def test_a_native_stream_failing_past_4000_characters_ends_and_the_rest_follows(
+    slack_world_factory: WorldFactory, failure: str
+) -> None:
+    """chat.update takes 4,000 characters, so a long native message cannot be pinned to its
+    text: a live one (an append refused) is stopped as it stands, an expired one (Slack's own
+    time limit, here 3 s) keeps what it streamed; no message is left streaming or journaled,
+    and the rest follows in a new message, exact."""
+    long = slack_fixtures.ANSWERS["ten thousand"]
+    max_age = {"stream_max_age_s": 3.0} if failure == "expiry" else {}
+    async with slack_world_factory(token_delay_s=0.01, **max_age) as w:
+        fault(f"slack native stream {failure} past 4,000 characters")
+        ts = await w.mention("ten thousand")
+
+        def native_past_4000() -> bool:
+            messages = w.answer_messages(CHANNEL, ts)
+            return any(m.streaming and len(m.visible_text) > 4500 for m in messages)
+
+        if failure == "internal_error":
+            await w.fake.wait_until(native_past_4000, 30)
+            w.fake.inject("chat.appendStream", error="internal_error")
+        await wait_slack(w, CHANNEL, ts, long, within_s=40)
+        if failure == "expiry":
+            expired = [c for c in w.fake.calls if c.error == "message_not_in_streaming_state"]
+            assert expired and len(w.fake.visible_text(CHANNEL, expired[0].args["ts"])) > 4000
+        assert len(w.answer_messages(CHANNEL, ts)) >= 2
+        assert [i for i in await w.bridge.store.inflight("slack") if i.data.get("native")] == []
