@@ -320,7 +320,8 @@ class PacedMessage:
             await self._post_remainder(outcome)
             return
         parts = self._final_parts(outcome)
-        if not parts:  # start → end with no content: remove the placeholder
+        if not "".join(p.rendered for p in parts).strip():  # no content, or blanks only:
+            # remove the placeholder (a blank message is no answer, and Discord refuses one)
             await self._delete_current()
             return
         first, rest = parts[0], parts[1:]
@@ -364,7 +365,7 @@ class PacedMessage:
         if outcome is not Outcome.COMPLETE:
             parts = with_note(parts, outcome.note)
         for part in parts:
-            if not await self._post_final(part.rendered):
+            if part.rendered.strip() and not await self._post_final(part.rendered):
                 return  # refused for good (a permission): the next part would be too
 
     def _abandon_current(self) -> int:

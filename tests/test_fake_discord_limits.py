@@ -18,6 +18,7 @@ from tests.fakes.discord_client import (
     running,
     text_channel,
 )
+from tests.fakes.discord_limits import FormError, validate_message
 
 no_proxy = discord_client.no_proxy
 EDITS = r"/channels/\d+/messages/\d+"
@@ -152,3 +153,11 @@ async def test_cleared_faults_stop_at_once(monkeypatch: pytest.MonkeyPatch) -> N
         await message.edit(content="served")
         assert [r.status for r in routes(fake, PATCH_ROUTE)] == [503, 200]
         assert fake.messages[str(message.id)].content == "served"
+
+
+@pytest.mark.parametrize("content", ["", "   ", "\n\t "])
+def test_an_empty_or_blank_message_is_refused_like_discord(content: str) -> None:
+    """Discord trims content before checking it is there (50006)."""
+    with pytest.raises(FormError) as refused:
+        validate_message({"content": content})
+    assert refused.value.body["code"] == 50006

@@ -179,6 +179,18 @@ async def test_empty_completion_removes_the_placeholder() -> None:
     assert [r.kind for r in platform.requests] == ["post", "delete"]
 
 
+async def test_a_whitespace_only_completion_removes_the_placeholder_too() -> None:
+    """Blanks are no answer (and Discord refuses a message of blanks, 50006)."""
+    platform = Platform(limit=5, window_s=WINDOW_S)
+    message = make(platform)
+    await asyncio.sleep(0.05)  # the placeholder goes out
+    for blank in (" ", "\n", "  "):
+        message.append(blank)
+    await message.finish()
+    assert platform.visible() == []
+    assert [r.kind for r in platform.requests][-1] == "delete"
+
+
 async def test_an_answer_that_ends_before_its_placeholder_slot_is_posted_whole() -> None:
     platform = Platform(limit=5, window_s=WINDOW_S)
     post_budget = RateBudget(1, 0.3, reserve=0)

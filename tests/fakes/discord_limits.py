@@ -73,7 +73,10 @@ def validate_message(body: dict[str, Any], *, existing: dict[str, Any] | None = 
     if not flags & FLAG_COMPONENTS_V2:
         _validate_rows(body.get("components") or [])
     merged = {**(existing or {}), **body}  # an explicit null clears the field on PATCH
-    if not (merged.get("content") or merged.get("embeds") or merged.get("components")):
+    # Discord trims content before its emptiness check: whitespace alone is empty too.
+    if not (
+        str(merged.get("content") or "").strip() or merged.get("embeds") or merged.get("components")
+    ):
         raise FormError(400, 50006, "Cannot send an empty message")
 
 
