@@ -55,6 +55,15 @@ THREAD_TYPES = frozenset(
 )
 
 
+def _addresses(message: discord.Message, me: int) -> bool:
+    """A mention of the bot, or of its own role: typing "@Bot" in the client often
+    completes to the role Discord made for it, and users expect an answer either way."""
+    if any(user.id == me for user in message.mentions):
+        return True
+    role = message.guild.self_role if message.guild is not None else None
+    return role is not None and role in message.role_mentions
+
+
 @dataclass(frozen=True)
 class _Place:
     """Where a message or click happened."""
@@ -180,7 +189,9 @@ class DiscordBot:
             return
         me = self._client.user
         assert me is not None
-        text = re.sub(rf"<@!?{me.id}>", "", message.content).strip()
+        role = message.guild.self_role if message.guild is not None else None
+        ours = rf"<@!?{me.id}>" + (rf"|<@&{role.id}>" if role is not None else "")
+        text = re.sub(ours, "", message.content).strip()
         key = self._key(place, message.author.id)
         reply = ReplyTo(message.id, message.channel.id) if place.guild_id is not None else None
         renderer = self._renderer(place, reply_to=reply)
@@ -197,7 +208,7 @@ class DiscordBot:
         place = _place_of(message.channel, message.guild.id if message.guild else None)
         if place.guild_id is None:
             return place  # any DM
-        if not any(user.id == me.id for user in message.mentions):
+        if not _addresses(message, me.id):
             return None
         return place if self._allowed(place, message.channel) else None
 

@@ -53,6 +53,22 @@ async def test_it_ignores_itself_other_bots_edits_and_unaddressed_messages(
     assert fake.count_429 == 0
 
 
+async def test_a_mention_of_the_bots_own_role_or_its_nickname_is_answered(
+    discord_world: DiscordWorld,
+) -> None:
+    """ "@Bot" in the client often completes to the role Discord made for the bot, or to a
+    nickname mention: both address it, and neither reaches Voiceflow as text."""
+    w = discord_world
+    await w.fake.send_message("role question", channel_id="3000", mention_bot_role=True)
+    await w.wait_for_content("3000", expected_answer("role question"))
+    await w.fake.send_message("<@!1000> nick question", channel_id="3001", mention_bot=True)
+    await w.wait_for_content("3001", expected_answer("nick question"))
+    await w.fake.send_message("<@&4200> another role", channel_id="3000")  # not the bot's
+    await w.mention("last question", channel_id="3001")
+    await w.wait_for_content("3001", expected_answer("last question"))
+    assert text_payloads(w) == ["role question", "nick question", "last question"]
+
+
 async def test_reset_starts_a_new_conversation(discord_world: DiscordWorld) -> None:
     w = discord_world
     assert [c["name"] for c in w.fake.slash_commands] == ["reset"]

@@ -30,6 +30,7 @@ from tests.fakes.discord_gateway import FakeGateway
 from tests.fakes.discord_interactions import InteractionRoutes
 from tests.fakes.discord_limits import FormError
 from tests.fakes.discord_model import (
+    BOT_ROLE_ID,
     HUMAN_ID,
     TEXT_CHANNEL_ID,
     FakeMessage,
@@ -202,11 +203,15 @@ class FakeDiscord(InteractionRoutes):
         author_id: str = HUMAN_ID,
         author_bot: bool = False,
         mention_bot: bool = False,
+        mention_bot_role: bool = False,
         message_id: str | None = None,
     ) -> dict[str, Any]:
-        """Dispatch MESSAGE_CREATE from a user; guild_id defaults to the channel's guild."""
+        """Dispatch MESSAGE_CREATE from a user; guild_id defaults to the channel's guild.
+        ``mention_bot_role``: "@Bot" as the client often completes it, the bot's role."""
         await self.wait_ready()
         mentions = []
+        if mention_bot_role:
+            content = f"<@&{BOT_ROLE_ID}> {content}"
         if mention_bot:
             mentions.append(world.bot_user(self.bot_user_id))
             if f"<@{self.bot_user_id}>" not in content:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.fakes.discord_model import (
+    BOT_ROLE_ID,
     DM_CHANNEL_ID,
     GUILD_ID,
     HUMAN_ID,
@@ -110,7 +111,25 @@ def ready(
 
 
 def members(bot_user_id: str) -> list[dict[str, Any]]:
-    return [member_payload(bot_user(bot_user_id)), member_payload(user_payload(HUMAN_ID))]
+    bot = member_payload(bot_user(bot_user_id))
+    bot["roles"] = [BOT_ROLE_ID]
+    return [bot, member_payload(user_payload(HUMAN_ID))]
+
+
+def bot_role(bot_user_id: str) -> dict[str, Any]:
+    """The managed role Discord gives a bot in a guild; "@Bot" often autocompletes to it."""
+    return {
+        "id": BOT_ROLE_ID,
+        "name": "fakebot",
+        "color": 0,
+        "hoist": False,
+        "position": 1,
+        "permissions": "0",
+        "managed": True,
+        "mentionable": True,
+        "flags": 0,
+        "tags": {"bot_id": bot_user_id},
+    }
 
 
 def guild_create(bot_user_id: str) -> dict[str, Any]:
@@ -136,7 +155,7 @@ def guild_create(bot_user_id: str) -> dict[str, Any]:
         "large": False,
         "joined_at": _JOINED,
         "features": [],
-        "roles": [everyone],
+        "roles": [everyone, bot_role(bot_user_id)],
         "channels": guild_channels,
         "threads": [CHANNELS[THREAD_ID]],
         "members": members(bot_user_id),

@@ -18,6 +18,8 @@ SECOND_CHANNEL_ID = "3001"
 THREAD_ID = "3500"
 DM_CHANNEL_ID = "5000"
 HUMAN_ID = "2000"
+#: The role Discord makes for a bot when it joins a guild (managed, tagged with its id).
+BOT_ROLE_ID = "4100"
 
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
 FLAG_EPHEMERAL = 1 << 6
@@ -26,6 +28,7 @@ MESSAGE_TYPE_DEFAULT = 0
 MESSAGE_TYPE_REPLY = 19
 
 _MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_MENTION = re.compile(r"<@&(\d+)>")
 
 
 def now_iso() -> str:
@@ -139,7 +142,7 @@ def message_payload(
         "tts": False,
         "mention_everyone": False,
         "mentions": msg.mentions,
-        "mention_roles": [],
+        "mention_roles": _ROLE_MENTION.findall(msg.content),
         "attachments": [],
         "embeds": msg.embeds,
         "components": msg.components,
