@@ -113,6 +113,7 @@ class Bridge:
         input (too fast, too long, empty) gets a notice and never reaches Voiceflow — except
         that a bare mention opening a new (or ended) conversation launches it: a greeting.
         """
+        self._cancel_no_reply(key.id)  # any user input, even input refused below (SPEC §4)
         who = f"{key.platform}|{key.workspace}|{author or key.user or key.place}"
         verdict = self._admission.check(who, text)
         if verdict.empty and await self._is_new(key):

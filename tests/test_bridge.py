@@ -183,6 +183,18 @@ async def test_user_input_cancels_the_no_reply_timer(bridge: Bridge, simulator: 
     assert bridge._no_reply == {}
 
 
+@pytest.mark.parametrize("refused", ["", "x" * 5000], ids=["bare-mention", "too-long"])
+async def test_input_refused_by_admission_cancels_the_no_reply_timer_too(
+    bridge: Bridge, simulator: Simulator, refused: str
+) -> None:
+    """The user is there even if their message cannot be sent on: no "are you still there?"."""
+    out = renderer()
+    await bridge.handle_message(key(), "noreply", out)
+    assert key().id in bridge._no_reply
+    await bridge.handle_message(key(), refused, out)
+    assert bridge._no_reply == {}
+
+
 async def test_input_that_waited_for_a_turn_cancels_the_timer_that_turn_armed(
     bridge: Bridge, simulator: Simulator
 ) -> None:

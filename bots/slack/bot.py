@@ -246,12 +246,10 @@ class SlackBot:
             if is_reset(incoming.text):
                 await self._bridge.reset(key)
                 await renderer.send_notice(RESET_CONFIRMATION)
-            elif incoming.text:
+            else:  # empty text too: the rate limit counts it, a new conversation greets
                 await self._bridge.handle_message(
                     key, incoming.text, renderer, author=incoming.place.user_id
                 )
-            else:
-                await self._bridge.launch(key, renderer)
         except Exception:
             log.exception("Slack turn failed for %s", key.id)
         finally:

@@ -6,11 +6,13 @@ HTTP), the real Bridge with SQLite in tmp_path, the real Simulator over HTTP.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
 from bots.slack import check_slack, neutralize_broadcasts
 from bots.slack.mentions import ZWJ
+from core.admission import EMPTY, TOO_FAST
 from core.config import Secret
 from core.simulator import DefaultAgent, ScriptedAgent
 from core.simulator.agent import choice, path_button
@@ -22,6 +24,7 @@ from tests.e2e.slack_fixtures import (
     Mode,
     SlackWorld,
     WorldFactory,
+    dm_event,
 )
 from tests.fakes.slack import FakeMessage
 
@@ -402,3 +405,34 @@ async def test_check_slack(slack_world_factory: WorldFactory) -> None:
         gone = replace(good, slack_api_url="http://127.0.0.1:9/api/")
         [line] = await check_slack(gone)
         assert line.startswith("SLACK_API_URL: cannot reach http://127.0.0.1:9/api/")
+
+
+async def test_a_message_without_text_gets_the_same_reply_as_on_discord(
+    slack_world_factory: WorldFactory,
+) -> None:
+    """A file-only DM or a bare mention in an ongoing conversation is answered with the
+    admission's notice (it was silently dropped), and the per-user limit counts it."""
+    limit = {"user_rate_limit_per_minute": 3}
+    async with slack_world_factory(mode="socket", settings_changes=limit) as w:
+        await w.dm("hello there")
+        await w.wait_answer(DM, None, ANSWERS["hello there"])
+        event = dm_event("", ts=w.next_ts())
+        event |= {"subtype": "file_share", "files": [{"id": "F1", "name": "report.pdf"}]}
+        await w.deliver(event)
+        await w.fake.wait_until(
+            lambda: any(EMPTY in m.visible_text for m in w.answer_messages(DM, None)), 15
+        )
+        for _ in range(3):  # the limit leaves one: a greeting, then two refused
+            await w.mention("")
+
+        def launches() -> int:
+            actions = [r.json.get("action") or {} for r in w.simulator.requests if r.json]
+            return sum(a.get("type") == "launch" for a in actions)
+
+        def refused() -> bool:
+            return any(TOO_FAST in m.visible_text for m in w.fake.messages.values())
+
+        await w.fake.wait_until(refused, 15)
+        await asyncio.wait_for(w.simulator.wait_for_requests(3), 15)  # launch, text, launch
+        await w.bot.drain()
+        assert launches() == 2  # the first DM's, and one bare mention's greeting
