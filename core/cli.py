@@ -1,4 +1,4 @@
-"""`vf-bridge` (also `python -m core`): run, chat, simulator, check (SPEC §3.2).
+"""`vf-bridge` (also `python -m core`): run, chat, simulator, check.
 
 The only place that reads the environment: ``os.environ`` first, then ``.env`` in the working
 directory. Adapters are imported by name only when their platform is configured, so `core`
@@ -14,14 +14,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
 
 from core.config import ConfigErrors, Settings, load_settings
-from core.errors import BridgeError, VoiceflowError
+from core.errors import BridgeError, ConfigError, VoiceflowError
 from core.logs import setup_logging
 
 __all__ = ["main"]
@@ -34,15 +34,29 @@ EXIT_CHECK_FAILED = 1
 
 
 def read_environment(env_file: Path = Path(".env")) -> dict[str, str]:
-    """The process environment over the values of ``.env`` (environment wins)."""
-    merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    """The process environment over the values of ``.env`` (environment wins).
+
+    Raises :class:`ConfigError` naming ``.env`` when it cannot be read or is not UTF-8 (Windows
+    Notepad's "Unicode" is UTF-16), rather than a traceback from the dotenv parser.
+    """
+    try:
+        values = dotenv_values(env_file)
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 text (perhaps UTF-16): save it as UTF-8"
+        raise ConfigError(str(env_file), problem) from None
+    except OSError as exc:
+        raise ConfigError(str(env_file), f"cannot be read ({exc.strerror})") from None
+    merged = {k: v for k, v in values.items() if v is not None}
     merged.update(os.environ)
     return merged
 
 
-def _settings(env: Mapping[str, str]) -> Settings | None:
+def _settings() -> Settings | None:
     try:
-        return load_settings(env)
+        return load_settings(read_environment())
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return None
     except ConfigErrors as exc:
         for error in exc.errors:
             print(f"config error: {error}", file=sys.stderr)
@@ -56,15 +70,26 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("chat", help="talk to the agent in this terminal")
     sim = sub.add_parser("simulator", help="serve the Voiceflow API simulation")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=3978)
+    sim.add_argument("--port", type=_port, default=3978)
     sim.add_argument("--script", type=Path, default=None)
     sub.add_parser("check", help="validate configuration and reach each service")
     return parser
 
 
+def _port(text: str) -> int:
+    """``--port``: 0 (any free port) to 65535, checked here rather than by a bind traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {text!r}")
+    return port
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = _settings(read_environment())
+    settings = _settings()
     if settings is None:
         return EXIT_CONFIG
     setup_logging(settings.log_level, settings.secrets())
@@ -78,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(commands[args.command]())
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # stdout's reader went away (`vf-bridge chat | head`): stop quietly
+        # Python's final flush of stdout would fail again, with a traceback (Python docs,
+        # "Note on SIGPIPE"): what is left goes to devnull instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except BridgeError as exc:  # e.g. STATE_URL unreachable at startup: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -219,7 +249,12 @@ async def _check_voiceflow(settings: Settings) -> list[str]:
         return [str(exc)]
     finally:
         await client.aclose()
-    print("ok: Voiceflow answered and accepted the key")
+    # The state endpoint resolves the project from the key: a wrong VOICEFLOW_PROJECT_ID only
+    # shows on a turn, and a check must not run the agent (docs/voiceflow-api.md §7).
+    print(
+        "ok: Voiceflow answered and accepted the key "
+        "(VOICEFLOW_PROJECT_ID is verified by the first conversation turn)"
+    )
     return []
 
 

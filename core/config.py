@@ -30,6 +30,7 @@ _VOICEFLOW_KEY = re.compile(r"^VF\.DM\.[!-\-/-~]+\.[!-\-/-~]+$")  # printable AS
 # The project id goes into the request path: anything without a separator or whitespace.
 _PROJECT_ID = re.compile(r"^[^\s/?#%]+$")
 _ENVIRONMENT = re.compile(r"^(production|development|[0-9a-fA-F]{24})$")
+_BAD_ADDRESS = "must have a valid host and a port in 0-65535"
 _USERINFO = re.compile(r"(?<=//)[^/\s]*@")  # up to the last @ before the path, as urlsplit
 
 
@@ -138,6 +139,9 @@ class _Reader:
 
     def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
         value = self.text(name, default) or default
+        if not _has_valid_address(value):
+            self.fail(name, f"{_BAD_ADDRESS}, got {safe_url(value)!r}")
+            return default
         parts = urlsplit(value)
         if parts.scheme not in schemes or not parts.netloc:
             self.fail(name, f"must be a {'/'.join(schemes)} URL, got {safe_url(value)!r}")
@@ -277,4 +281,16 @@ def _state_url(r: _Reader) -> str:
             "STATE_URL", f"must be sqlite:///PATH or redis://HOST:PORT/DB, got {safe_url(value)!r}"
         )
         return DEFAULT_STATE_URL
+    if not _has_valid_address(value):
+        r.fail("STATE_URL", f"{_BAD_ADDRESS}, got {safe_url(value)!r}")
+        return DEFAULT_STATE_URL
     return value
+
+
+def _has_valid_address(url: str) -> bool:
+    """Whether ``url``'s host and port parse: httpx and redis would raise a traceback later."""
+    try:
+        _ = urlsplit(url).port  # reading the port is what parses it
+    except ValueError:  # an unclosed "[", a port that is not a number in 0-65535
+        return False
+    return True

@@ -42,7 +42,10 @@ class RedisStore:
 
     @classmethod
     async def open(cls, url: str) -> RedisStore:
-        client = aioredis.Redis.from_url(url, decode_responses=True)
+        try:
+            client = aioredis.Redis.from_url(url, decode_responses=True)
+        except ValueError as exc:  # an option of the query string (the message names it)
+            raise ConfigError("STATE_URL", f"is not a usable Redis URL: {exc}") from None
         try:
             await client.ping()
         except RedisError as exc:

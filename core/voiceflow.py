@@ -270,7 +270,8 @@ class VoiceflowClient:
                 return outcome
             if attempt == self._max_retries:
                 raise VoiceflowUnavailableError(
-                    f"{outcome.reason} after {attempt + 1} attempts", status=outcome.status
+                    f"{outcome.reason} after {attempt + 1} attempt{'s' if attempt else ''}",
+                    status=outcome.status,
                 )
             wait = outcome.retry_after_s
             if wait is not None and wait > self._max_retry_after_s:  # retrying sooner would
@@ -326,6 +327,17 @@ class VoiceflowClient:
             return VoiceflowAuthError(
                 f"Voiceflow refused the key (401: {excerpt}): check that VOICEFLOW_API_KEY is "
                 f"a Dialog Manager key of project {self._project_id} (VOICEFLOW_PROJECT_ID)",
+                status=status,
+            )
+        # Voiceflow's own 404 explains itself in a JSON body (backend-utils `data`, VError
+        # `message`), which the excerpt is. A server's bare "404: Not Found", an HTML page, an
+        # empty body (the reason phrase) or other JSON mean the path is not Voiceflow's.
+        reason = httpx.codes.get_reason_phrase(status)
+        if status == 404 and (excerpt == reason or excerpt.startswith(("404", "{", "[", "<"))):
+            detail = excerpt.removeprefix("404").lstrip(": ") or reason
+            return VoiceflowNotFoundError(
+                f"{safe_url(self._base_url)} answered 404 ({detail}) without a Voiceflow error "
+                "body: VOICEFLOW_API_URL is likely wrong",
                 status=status,
             )
         if status == 404:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import os
 import pty
 import re
@@ -14,11 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from bots.console.renderer import DIM, RESET, ConsoleRenderer
+from core.platform import Outcome
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
 from tests.faults.outputs import record
 from tests.redis_server import redis_server
 
 KEY = "VF.DM.0123456789abcdef01234567.TopSecretValue42"
+#: The simulator's greeting as the chat prints it (its slate's bold kept as markdown).
+WELCOME = "Hi! I'm the voiceflow-bridge **simulator**"
 PROJECT = "0123456789abcdef01234567"
 
 
@@ -106,7 +112,7 @@ async def test_piped_chat_against_a_simulator_process(
     environ |= simulated(simulator_process)
     code, out, _ = await run(["chat"], environ, b"hello\nbuttons\n1\n")
     assert code == 0
-    welcome = out.index("Hi! I'm the voiceflow-bridge simulator")
+    welcome = out.index(WELCOME)
     echo = out.index("You said: **hello**")
     buttons = out.index("[1] Order coffee")
     chosen = out.index("You chose **Order coffee**")
@@ -121,14 +127,14 @@ async def test_run_without_platforms_opens_the_chat(
     code, out, err = await run(["run"], environ, b"hello\n")
     assert code == 0, err
     assert "No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat." in err
-    assert out.startswith("Hi! I'm the voiceflow-bridge simulator")  # stdout: the chat only
-    assert out.index("Hi! I'm the voiceflow-bridge simulator") < out.index("You said: **hello**")
+    assert out.startswith(WELCOME)  # stdout: the chat only
+    assert out.index(WELCOME) < out.index("You said: **hello**")
 
 
 async def test_chat_without_a_key_uses_the_built_in_simulator(environ: dict[str, str]) -> None:
     code, out, err = await run(["chat"], environ, b"card\n")
     assert code == 0
-    assert "Hi! I'm the voiceflow-bridge simulator" in out and "▣" in out
+    assert WELCOME in out and "▣" in out
     assert "built-in Voiceflow simulator" in err
 
 
@@ -137,9 +143,7 @@ async def test_a_second_chat_in_the_same_directory_starts_afresh(environ: dict[s
     for _ in range(2):
         code, out, _ = await run(["chat"], environ, b"hello\n")
         assert code == 0
-        assert out.index("Hi! I'm the voiceflow-bridge simulator") < out.index(
-            "You said: **hello**"
-        )
+        assert out.index(WELCOME) < out.index("You said: **hello**")
         assert "conversation ended" not in out
 
 
@@ -304,3 +308,129 @@ async def test_sigterm_ends_a_chat_answer_with_its_note(environ: dict[str, str])
     record((out + rest + err).decode(errors="replace"))
     assert proc.returncode == 0, err.decode()[-2000:]
     assert (out + rest).decode().rstrip().endswith("⚠️ interrupted")
+
+
+async def test_a_dotenv_that_is_not_utf8_is_one_line(environ: dict[str, str]) -> None:
+    """Windows Notepad's "Unicode" is UTF-16: every command says so, naming .env."""
+    dotenv = Path(environ["HOME_DIR"]) / ".env"
+    dotenv.write_bytes("STREAM_UNIT=word\r\nLOG_LEVEL=info\r\n".encode("utf-16"))
+    for command in ("check", "chat"):
+        code, out, err = await run([command], environ)
+        assert code == 2 and "Traceback" not in err
+        lines = [line for line in (out + err).splitlines() if line.strip()]
+        assert len(lines) == 1 and ".env" in lines[0] and "UTF-8" in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("VOICEFLOW_API_URL", "http://127.0.0.1:abc"),
+        ("VOICEFLOW_API_URL", "http://[::1"),
+        ("VOICEFLOW_API_URL", "http://127.0.0.1:99999"),
+        ("STATE_URL", "redis://127.0.0.1:abc/0"),
+        ("STATE_URL", "redis://127.0.0.1:99999/0"),
+    ],
+)
+async def test_a_bad_port_or_host_in_a_url_is_one_line(
+    environ: dict[str, str], variable: str, url: str
+) -> None:
+    extra = {"VOICEFLOW_API_KEY": KEY, "VOICEFLOW_PROJECT_ID": PROJECT, variable: url}
+    for command in ("check", "chat"):
+        code, out, err = await run([command], environ | extra)
+        assert code == 2 and "Traceback" not in err
+        lines = [line for line in (out + err).splitlines() if line.strip()]
+        assert len(lines) == 1 and variable in lines[0], lines
+
+
+async def test_a_redis_url_with_a_bad_option_is_one_line(environ: dict[str, str]) -> None:
+    bad = environ | {"STATE_URL": "redis://127.0.0.1:9/0?socket_timeout=abc"}
+    code, out, err = await run(["check"], bad)
+    assert code == 1 and "Traceback" not in out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and "STATE_URL" in problems[0] and "socket_timeout" in problems[0]
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "abc"])
+async def test_a_simulator_port_out_of_range_is_refused(environ: dict[str, str], port: str) -> None:
+    code, _, err = await run(["simulator", "--port", port], environ)
+    assert code == 2 and "Traceback" not in err
+    assert [line for line in err.splitlines() if "error:" in line] == [
+        f"vf-bridge simulator: error: argument --port: must be a port from 0 to 65535, got {port!r}"
+    ]
+
+
+async def test_help_shows_no_internal_references(environ: dict[str, str]) -> None:
+    code, out, _ = await run(["--help"], environ)
+    assert code == 0 and "run, chat, simulator, check" in out and "SPEC" not in out
+
+
+async def test_check_says_the_project_id_is_verified_by_the_first_turn(
+    environ: dict[str, str],
+) -> None:
+    """/state resolves the project from the key, so check cannot catch a wrong project id
+    without running the agent; its ok line must not promise it did."""
+    async with Simulator() as sim:
+        extra = simulated(sim.url) | {"VOICEFLOW_PROJECT_ID": "111111111111111111111111"}
+        code, out, _ = await run(["check"], environ | extra)
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "ok: Voiceflow answered and accepted the key "
+        "(VOICEFLOW_PROJECT_ID is verified by the first conversation turn)"
+    )
+
+
+async def test_input_that_is_not_utf8_is_answered(environ: dict[str, str]) -> None:
+    code, out, err = await run(["chat"], environ, b"\xff\xfe hello\ncaf\xe9\n")
+    assert code == 0 and "Traceback" not in err and "interrupted" not in out
+    assert "You said: **\ufffd\ufffd hello**" in out and "You said: **caf\ufffd**" in out
+
+
+ESCAPES = "\x1b[31mred\x1b[0m \x07bell \x1b]0;pwned\x07title \x9b1mC1\x7f"
+
+
+async def test_escape_sequences_from_voiceflow_never_reach_the_terminal(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    script = tmp_path / "escapes.json"
+    text = {"type": "text", "payload": {"message": ESCAPES}}
+    completion = {"type": "completion", "payload": {"content": f"streamed {ESCAPES}"}}
+    buttons = {"buttons": [{"name": "\x1b[5mblink", "request": {"type": "path-x"}}]}
+    choice = {"type": "choice", "payload": buttons}
+    script.write_text(json.dumps({"texts": {"t": [text, completion, choice]}}))
+    async with Simulator(script=script) as sim:
+        code, out, _ = await run(["chat"], environ | simulated(sim.url), b"t\n")
+    assert code == 0
+    assert "red bell title 1mC1" in out and "streamed red bell title 1mC1" in out
+    assert "[1] blink" in out
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out), repr(out)
+
+
+async def test_the_renderer_keeps_its_own_styling_and_joins_cut_escapes() -> None:
+    out = io.StringIO()
+    renderer = ConsoleRenderer(out, ansi=True)
+    await renderer.send_notice("\x1b[31mnote")
+    stream = renderer.start_stream("s")
+    for chunk in ["a\x1b", "[3", "1mb\x1b]0;t", "itle\x07c", "\x1b"]:  # an LLM cuts anywhere
+        stream.append(chunk)
+    await stream.finish(Outcome.INTERRUPTED)
+    assert out.getvalue() == f"{DIM}note{RESET}\nabc\n{DIM}{Outcome.INTERRUPTED.note}{RESET}\n"
+
+
+async def test_a_closed_output_pipe_ends_the_chat_quietly(environ: dict[str, str]) -> None:
+    """`vf-bridge chat | head -1`: once head has gone, the chat ends with no traceback."""
+    read_end, write_end = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "core", "chat",
+        stdin=asyncio.subprocess.PIPE, stdout=write_end, stderr=asyncio.subprocess.PIPE,
+        env=environ, cwd=environ["HOME_DIR"],
+    )  # fmt: skip
+    os.close(write_end)
+    try:
+        first = await asyncio.wait_for(asyncio.to_thread(os.read, read_end, 100), 30)
+    finally:
+        os.close(read_end)  # what head does after its first line
+    _, err = await asyncio.wait_for(proc.communicate(b"huge\n"), 30)
+    record(first.decode(errors="replace") + err.decode(errors="replace"))
+    assert first.startswith(b"Hi! I'm the voiceflow-bridge")
+    assert proc.returncode == 1
+    assert "Traceback" not in err.decode() and "Exception ignored" not in err.decode()

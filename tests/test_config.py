@@ -102,6 +102,37 @@ def test_a_bad_url_is_echoed_without_its_credentials(url: str) -> None:
     assert "postgres://***@db.internal/x" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("VOICEFLOW_API_URL", "http://127.0.0.1:abc"),
+        ("VOICEFLOW_API_URL", "http://[::1"),
+        ("VOICEFLOW_API_URL", "http://127.0.0.1:99999"),
+        ("DISCORD_GATEWAY_URL", "wss://gateway.example:-1"),
+        ("STATE_URL", "redis://127.0.0.1:abc/0"),
+        ("STATE_URL", "redis://127.0.0.1:99999/0"),
+        ("STATE_URL", "redis://[::1"),
+    ],
+)
+def test_a_bad_host_or_port_is_a_config_error(variable: str, url: str) -> None:
+    """httpx and redis would only fail later, with a traceback."""
+    assert errors_of({variable: url}) == [variable]
+
+
+def test_a_bad_port_is_echoed_without_the_password() -> None:
+    with pytest.raises(ConfigErrors) as info:
+        load_settings({"STATE_URL": "redis://:hunter2pw@127.0.0.1:abc/0"})
+    assert "hunter2pw" not in str(info.value) and "port" in str(info.value)
+
+
+def test_good_hosts_and_ports_pass() -> None:
+    settings = load_settings(
+        {"VOICEFLOW_API_URL": "http://[::1]:3978", "STATE_URL": "redis://127.0.0.1:6379/0"}
+    )
+    assert settings.voiceflow_api_url == "http://[::1]:3978"
+    assert settings.state_url == "redis://127.0.0.1:6379/0"
+
+
 def test_no_user_rate_limit_unless_configured() -> None:
     assert load_settings({}).user_rate_limit_per_minute == 0
     assert load_settings({"USER_RATE_LIMIT_PER_MINUTE": "5"}).user_rate_limit_per_minute == 5

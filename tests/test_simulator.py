@@ -241,6 +241,13 @@ def test_path_answers_mention_their_label() -> None:
     assert "Order coffee" in answers[0] and "Track order" in answers[1]
 
 
+def test_the_welcome_button_show_me_buttons_shows_them() -> None:
+    agent = DefaultAgent()
+    welcome = agent.respond({"type": "launch"})[-1]["payload"]["buttons"]
+    show = next(b for b in welcome if b["name"] == "Show me buttons")
+    assert expand_completions(agent.respond(show["request"])) == respond("buttons")
+
+
 def test_intent_and_no_reply_requests() -> None:
     agent = DefaultAgent()
     intent = {"type": "intent", "payload": {"intent": {"name": "Forgot password"}}}
@@ -318,7 +325,17 @@ def test_script_without_fallback_uses_default_agent(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    ["not json", "[]", '{"launch": "hi"}', '{"texts": {"x": [{"payload": 1}]}}', '{"lunch": []}'],
+    [
+        "not json",
+        "[]",
+        '{"launch": "hi"}',
+        '{"texts": {"x": [{"payload": 1}]}}',
+        '{"lunch": []}',
+        '{"texts": []}',
+        '{"texts": 0}',
+        '{"requests": ""}',
+        '{"requests": null}',
+    ],
 )
 def test_bad_script_names_the_option(tmp_path: Path, content: str) -> None:
     script = tmp_path / "bad.json"
@@ -473,7 +490,15 @@ async def test_unpublished_production(sim: Simulator, http: httpx.AsyncClient) -
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"action": {}}, {"action": {"type": 3}}, [], {"action": "launch"}]
+    "body",
+    [
+        {},
+        {"action": {}},
+        {"action": {"type": 3}},
+        [],
+        {"action": "launch"},
+        {"action": {"type": "launch"}, "state": 5},
+    ],
 )
 async def test_bad_body(http: httpx.AsyncClient, body: Any) -> None:
     response = await http.post(stream_path(), params=STREAM_QUERY, headers=AUTH, json=body)
@@ -514,6 +539,27 @@ async def test_put_state_replaces(http: httpx.AsyncClient) -> None:
     new_state = {"stack": [{"nodeID": "x"}], "storage": {}, "variables": {"a": 1}}
     assert (await http.put("/state/user/u9", headers=AUTH, json=new_state)).json() == new_state
     assert (await http.get("/state/user/u9", headers=AUTH)).json() == new_state
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"variables": "abc"}',
+        b'{"variables": [1, 2]}',
+        b'{"stack": 5}',
+        b'{"storage": "x"}',
+        b"junk",
+        b"[]",
+    ],
+)
+async def test_put_state_of_the_wrong_shape_is_refused_and_keeps_the_state(
+    http: httpx.AsyncClient, body: bytes
+) -> None:
+    state = {"stack": [{"nodeID": "x"}], "storage": {}, "variables": {"a": 1}}
+    await http.put("/state/user/u9", headers=AUTH, json=state)
+    refused = await http.put("/state/user/u9", headers=AUTH, content=body)
+    assert refused.status_code == 400 and refused.json()["code"] == 400
+    assert (await http.get("/state/user/u9", headers=AUTH)).json() == state
 
 
 async def test_non_stream_interact(sim: Simulator, http: httpx.AsyncClient) -> None:

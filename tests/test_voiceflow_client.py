@@ -369,6 +369,13 @@ async def test_connect_error_is_unavailable() -> None:
     assert "2 attempts" in str(caught.value)
 
 
+async def test_a_single_attempt_is_counted_in_the_singular() -> None:
+    async with make_client(closed_port_url(), max_retries=0) as client:
+        with pytest.raises(VoiceflowUnavailableError) as caught:
+            await client.check()
+    assert str(caught.value).endswith("after 1 attempt")
+
+
 @pytest.mark.parametrize("then", ["hangs", "closes"])
 async def test_a_request_that_got_no_answer_is_not_sent_again(then: str) -> None:
     """Voiceflow read it (and may have run the turn) but never answered: one request only —
@@ -482,6 +489,27 @@ async def test_check_failures_say_what_to_fix(sim: Simulator) -> None:
     async with make_client(closed_port_url(), max_retries=0) as unreachable:
         with pytest.raises(VoiceflowUnavailableError, match="VOICEFLOW_API_URL"):
             await unreachable.check()
+
+
+async def test_check_on_a_wrong_url_path_names_the_url(sim: Simulator) -> None:
+    """The simulator's own 404 ("404: Not Found", from aiohttp) is not Voiceflow's."""
+    async with make_client(f"{sim.url}/some/prefix") as wrong_path:
+        with pytest.raises(VoiceflowNotFoundError) as caught:
+            await wrong_path.check()
+    message = str(caught.value)
+    assert "VOICEFLOW_API_URL is likely wrong" in message and "(Not Found)" in message
+    assert "VOICEFLOW_ENVIRONMENT" not in message and "404: 404" not in message
+
+
+async def test_check_of_an_unpublished_environment_keeps_its_message(sim: Simulator) -> None:
+    sim.faults.production_unpublished = True
+    async with make_client(sim.url) as unpublished:
+        with pytest.raises(VoiceflowNotFoundError) as caught:
+            await unpublished.check()
+    assert str(caught.value) == (
+        "Voiceflow environment 'production' not found (404: Voiceflow project was not published"
+        " to production): publish the agent to it or set VOICEFLOW_ENVIRONMENT"
+    )
 
 
 # --- MockTransport: arbitrary re-chunking through the real httpx-sse decoder ---------------------
@@ -684,6 +712,29 @@ async def test_200_that_is_not_an_event_stream(upstream: Upstream, mocked: Voice
     with pytest.raises(VoiceflowRequestError, match="VOICEFLOW_API_URL"):
         await collect(mocked, HELLO)
     assert stream.closed.is_set()
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["", "404 page not found", "<html><body>Not Found</body></html>", '{"error":"no route"}'],
+    ids=["empty", "text", "html", "other-json"],
+)
+async def test_a_404_without_a_voiceflow_body_points_at_the_url(
+    upstream: Upstream, mocked: VoiceflowClient, body: str
+) -> None:
+    upstream.responses.append(httpx.Response(404, text=body))
+    with pytest.raises(VoiceflowNotFoundError, match="VOICEFLOW_API_URL is likely wrong"):
+        await collect(mocked, HELLO)
+
+
+async def test_a_voiceflow_404_names_the_environment(
+    upstream: Upstream, mocked: VoiceflowClient
+) -> None:
+    body = '{"code":404,"status":"Not Found","data":"Model not found. Ensure project is rendered."}'
+    upstream.responses.append(httpx.Response(404, text=body))
+    with pytest.raises(VoiceflowNotFoundError, match="VOICEFLOW_ENVIRONMENT") as caught:
+        await collect(mocked, HELLO)
+    assert "Model not found" in str(caught.value)
 
 
 async def test_error_bodies_are_redacted(upstream: Upstream, mocked: VoiceflowClient) -> None:

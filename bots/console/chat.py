@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import sys
 import threading
@@ -34,7 +35,22 @@ async def run_chat(
     if isinstance(source, io.TextIOWrapper):  # bytes that are not UTF-8: U+FFFD, no crash
         source.reconfigure(errors="replace")
     interactive = source.isatty() and sink.isatty()
-    renderer = ConsoleRenderer(sink, ansi=interactive)
+    task = asyncio.current_task()
+    assert task is not None
+    # The reader of a pipe went away (`| head`): stop the answer now, not after it streamed.
+    renderer = ConsoleRenderer(sink, ansi=interactive, on_closed=task.cancel)
+    try:
+        return await _converse(bridge, renderer, source, sink, interactive=interactive)
+    except asyncio.CancelledError:
+        if not renderer.is_closed:
+            raise
+        task.uncancel()
+        raise BrokenPipeError(errno.EPIPE, "the chat's output was closed") from None
+
+
+async def _converse(
+    bridge: Bridge, renderer: ConsoleRenderer, source: TextIO, sink: TextIO, *, interactive: bool
+) -> int:
     if interactive:
         sink.write(HELP + "\n")
     await bridge.launch(CHAT_KEY, renderer)

@@ -46,6 +46,8 @@ __all__ = [
 TraceDict = dict[str, Any]
 IMAGE_URL = "https://placehold.co/640x360.png?text=Voiceflow+simulator"
 DOCS_URL = "https://docs.voiceflow.com/"
+#: The request path of the welcome's "Show me buttons": it shows them, as typing "buttons" does.
+SHOW_BUTTONS_PATH = "w3l5c0m3"
 # Above this many tokens, chunks grow so that even the ~100,000-char answer streams in ~300 events.
 _TOKENS_PER_CHUNK_SCALE = 750
 
@@ -265,7 +267,7 @@ class DefaultAgent:
 
     launch_buttons: tuple[TraceDict, ...] = field(
         default_factory=lambda: (
-            path_button("Show me buttons", "w3l5c0m3"),
+            path_button("Show me buttons", SHOW_BUTTONS_PATH),
             text_button("Tell me something long"),
             url_button("Voiceflow docs", DOCS_URL),
         )
@@ -281,6 +283,8 @@ class DefaultAgent:
         if kind == "no-reply":
             return [text_trace("Are you still there?")]
         label = _label_of(payload) or kind
+        if kind == f"path-{SHOW_BUTTONS_PATH}":
+            return _buttons_turn(label)
         if kind.startswith("path-"):
             return [completion(content.label_answer("button", label))]
         if kind == "intent":
@@ -367,7 +371,7 @@ def load_script(path: Path) -> ScriptedAgent:
 
 
 def _table(raw: dict[str, Any], key: str) -> dict[str, list[TraceDict]]:
-    table = raw.get(key) or {}
+    table = raw.get(key, {})  # absent is fine; [], 0, "" or null is a mistake to point out
     if not isinstance(table, dict):
         raise ConfigError("--script", f"{key!r} must map names to lists of traces")
     return {str(name): _checked(f"{key}.{name}", value) for name, value in table.items()}

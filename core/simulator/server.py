@@ -310,7 +310,10 @@ class Simulator:
         return web.json_response(self._conversation(request).to_json())
 
     async def _put_state(self, request: web.Request) -> web.StreamResponse:
-        conversation = Conversation.from_json(await _json_body(request))
+        try:
+            conversation = Conversation.from_json(await _json_body(request))
+        except ValueError as exc:  # the state stays as it was
+            return _bad_request(str(exc))
         self.state.replace(self.project_id, request.match_info["user_id"], conversation)
         return web.json_response(conversation.to_json())
 
@@ -353,7 +356,10 @@ async def _parse_turn(
     action = next((body[f] for f in fields if f in body), None)
     if not isinstance(action, dict) or not isinstance(action.get("type"), str):
         return _bad_request("action.type is required")
-    variables = body.get("variables") or (body.get("state") or {}).get("variables") or {}
+    state = body.get("state") or {}
+    if not isinstance(state, dict):
+        return _bad_request("state must be an object")
+    variables = body.get("variables") or state.get("variables") or {}
     if not isinstance(variables, dict):
         return _bad_request("variables must be an object")
     return action, variables

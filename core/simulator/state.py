@@ -13,6 +13,12 @@ from typing import Any
 __all__ = ["Conversation", "StateStore"]
 
 _START_FRAME = {"programID": "simulator", "diagramID": "main", "nodeID": "start"}
+#: The parts of a state body, with the JSON type each must have.
+_PARTS = (
+    ("variables", dict, "an object"),
+    ("stack", list, "an array"),
+    ("storage", dict, "an object"),
+)
 
 
 @dataclass
@@ -38,7 +44,16 @@ class Conversation:
 
     @classmethod
     def from_json(cls, raw: Any) -> Conversation:
-        raw = raw if isinstance(raw, dict) else {}
+        """A state as PUT sends it; parts left out are empty.
+
+        Raises ValueError (a 400 for the client) for a body or part of the wrong type, which
+        must neither crash the route nor wipe the state.
+        """
+        if not isinstance(raw, dict):
+            raise ValueError("the body must be a JSON object")
+        for name, kind, what in _PARTS:
+            if raw.get(name) is not None and not isinstance(raw[name], kind):
+                raise ValueError(f"{name} must be {what}")
         return cls(
             variables=dict(raw.get("variables") or {}),
             stack=list(raw.get("stack") or []),
