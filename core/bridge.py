@@ -10,6 +10,7 @@ and resolves stored buttons and stop controls.
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import logging
 import secrets
@@ -27,13 +28,21 @@ from core.store import Store, open_store
 from core.traces import Button
 from core.voiceflow import VoiceflowClient
 
-__all__ = ["Bridge", "ConversationKey", "PressedButton", "open_bridge"]
+__all__ = ["Bridge", "ConversationKey", "PressedButton", "StopResult", "open_bridge"]
 
 log = logging.getLogger(__name__)
 
 MAX_USER_ID_CHARS = 128
 LAUNCH: dict[str, Any] = {"type": "launch"}
 NO_REPLY: dict[str, Any] = {"type": "no-reply"}
+
+
+class StopResult(enum.Enum):
+    """What a stop control did."""
+
+    STOPPED = "stopped"
+    NOT_RUNNING = "not running"  # finished, or from before a restart
+    NOT_YOURS = "not yours"  # someone else's answer: only its asker (or a moderator) stops it
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ class Bridge:
         #: One lock per conversation with a turn running or waiting, and how many hold or
         #: wait for it: dropped when none does, so idle conversations cost no memory.
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        self._relays: dict[str, TurnRelay] = {}
+        self._relays: dict[str, tuple[TurnRelay, str]] = {}  # stop id -> relay, author
         self._no_reply: dict[str, asyncio.Task[None]] = {}
         self._timer_turns: dict[asyncio.Task[None], str] = {}  # no-reply turns: their platform
         self._admission = Admission(settings.user_rate_limit_per_minute)
@@ -124,7 +133,7 @@ class Bridge:
                 await renderer.send_notice(verdict.reply)
             return
         payload = {"type": "text", "payload": verdict.text}
-        await self._turn(key, payload, renderer, launch_first=True)
+        await self._turn(key, payload, renderer, launch_first=True, author=author or key.user)
 
     async def launch(self, key: ConversationKey, renderer: Renderer) -> None:
         """Start the conversation if it is new or ended (a greeting without user text)."""
@@ -137,10 +146,14 @@ class Bridge:
         key = _parse_key(stored.conversation)
         return PressedButton(key, stored.button)
 
-    async def handle_button(self, pressed: PressedButton, renderer: Renderer) -> None:
+    async def handle_button(
+        self, pressed: PressedButton, renderer: Renderer, *, author: str = ""
+    ) -> None:
         """Send a clicked button's request to Voiceflow verbatim (after ``launch`` when the
-        conversation has ended since the button was shown, as any next message would)."""
-        await self._turn(pressed.key, pressed.button.request, renderer, launch_first=True)
+        conversation has ended since the button was shown, as any next message would).
+        ``author``: who clicked (the one who may stop the answer)."""
+        request = pressed.button.request
+        await self._turn(pressed.key, request, renderer, launch_first=True, author=author)
 
     async def reset(self, key: ConversationKey) -> None:
         """New Voiceflow userID for the conversation; the old state is deleted (best effort)."""
@@ -151,13 +164,21 @@ class Bridge:
             await self._client.delete_state(key.user_id(old.generation))
         log.info("conversation %s reset", key.id)
 
-    def stop(self, stop_id: str) -> bool:
-        """Stop the turn whose streamed message carries ``stop_id``; False if none runs."""
-        relay = self._relays.get(stop_id)
-        if relay is None:
-            return False
+    def stop(self, stop_id: str, *, by: str | None = None, overrides: bool = False) -> StopResult:
+        """Stop the turn whose streamed message carries ``stop_id``.
+
+        Only the user whose message (or click) started the turn may, unless ``overrides``
+        (a moderator); ``by=None`` is the operator (shutdown, tests). A greeting has no
+        author: anyone may stop it.
+        """
+        running = self._relays.get(stop_id)
+        if running is None:
+            return StopResult.NOT_RUNNING
+        relay, author = running
+        if by is not None and author and by != author and not overrides:
+            return StopResult.NOT_YOURS
         relay.stop()
-        return True
+        return StopResult.STOPPED
 
     async def aclose(self) -> None:
         for task in self._no_reply.values():
@@ -194,6 +215,7 @@ class Bridge:
         renderer: Renderer,
         *,
         launch_first: bool,
+        author: str = "",
     ) -> None:
         self._cancel_no_reply(key.id)
         async with self._lock(key):
@@ -206,16 +228,22 @@ class Bridge:
             user_id = key.user_id(conversation.generation)
             result = None
             if fresh and launch_first:
-                result = await self._run(key, user_id, LAUNCH, renderer)
+                result = await self._run(key, user_id, LAUNCH, renderer, author=author)
                 if result.error is not None:  # not launched: the next message launches again
                     await self._store.set_ended(key.id, True)
             if action is not None and not (result and (result.error or result.ended)):
-                result = await self._run(key, user_id, action, renderer)
+                result = await self._run(key, user_id, action, renderer, author=author)
             if result is not None:
                 await self._after(key, result, renderer)
 
     async def _run(
-        self, key: ConversationKey, user_id: str, action: dict[str, Any], renderer: Renderer
+        self,
+        key: ConversationKey,
+        user_id: str,
+        action: dict[str, Any],
+        renderer: Renderer,
+        *,
+        author: str,
     ) -> TurnResult:
         stop_id = secrets.token_hex(6)
         relay = TurnRelay(
@@ -224,7 +252,7 @@ class Bridge:
             stop_id=stop_id,
             stream_static_text=self._settings.stream_static_text,
         )
-        self._relays[stop_id] = relay
+        self._relays[stop_id] = (relay, author)
         self.turns_started += 1
         started = time.monotonic()
         try:

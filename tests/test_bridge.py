@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.admission import EMPTY
-from core.bridge import Bridge, ConversationKey
+from core.bridge import Bridge, ConversationKey, StopResult
 from core.config import Secret, Settings
 from core.platform import Outcome
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
@@ -106,11 +106,27 @@ async def test_stop_closes_the_upstream_request(bridge: Bridge, simulator: Simul
         out.platform.changed.clear()
         await out.platform.changed.wait()
     stop_id = next(v for k, v in reversed(out.events) if k == "stream")
-    assert bridge.stop(str(stop_id))
+    assert bridge.stop(str(stop_id)) is StopResult.STOPPED
     await asyncio.wait_for(simulator.wait_for_disconnects(1), 5)
     await turn
     assert out.platform.visible()[-1].endswith(Outcome.STOPPED.note)
-    assert not bridge.stop(str(stop_id))
+    assert bridge.stop(str(stop_id)) is StopResult.NOT_RUNNING
+
+
+async def test_only_the_asker_or_an_override_stops_a_turn(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    out = renderer()
+    await bridge.launch(key(), out)
+    turn = asyncio.create_task(bridge.handle_message(key(), "long", out, author="U1"))
+    while not out.streams or not out.streams[-1].text:
+        out.platform.changed.clear()
+        await out.platform.changed.wait()
+    stop_id = str(next(v for k, v in reversed(out.events) if k == "stream"))
+    assert bridge.stop(stop_id, by="U2") is StopResult.NOT_YOURS
+    assert bridge.stop(stop_id, by="U2", overrides=True) is StopResult.STOPPED
+    await turn
+    assert out.platform.visible()[-1].endswith(Outcome.STOPPED.note)
 
 
 async def test_reset_rotates_the_user_and_deletes_the_old_state(

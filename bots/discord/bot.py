@@ -25,7 +25,7 @@ from bots.discord.ratelimits import ChannelBudgets
 from bots.discord.renderer import DiscordRenderer
 from bots.discord.writer import NO_MENTIONS, Destination, DiscordWriter, ReplyTo
 from core.admission import is_allowed_place
-from core.bridge import Bridge, ConversationKey
+from core.bridge import Bridge, ConversationKey, StopResult
 from core.config import Settings
 from core.errors import ConfigError, PlatformError
 from core.live_messages import interrupted_text
@@ -44,6 +44,8 @@ GUILD_READY_TIMEOUT_S = 2.0
 CHOSEN_MEMORY = 4096
 EXPIRED_TEXT = "This button has expired."
 ALREADY_CHOSEN_TEXT = "This choice was already made."
+NOT_YOUR_STOP_TEXT = "Only the person who asked (or a moderator) can stop this answer."
+NOT_YOUR_BUTTONS_TEXT = "These buttons belong to another member's conversation."
 RESET_TEXT = "Conversation reset."
 RESET_DESCRIPTION = "Start over: the assistant forgets this conversation"
 THREAD_TYPES = frozenset(
@@ -278,11 +280,15 @@ class DiscordBot:
             await self._on_choice(interaction, custom_id, ident)
 
     async def _on_stop(self, interaction: discord.Interaction, stop_id: str) -> None:
-        if self._bridge.stop(stop_id):
+        moderator = interaction.guild_id is not None and interaction.permissions.manage_messages
+        who = str(interaction.user.id)
+        result = self._bridge.stop(stop_id, by=who, overrides=moderator)
+        if result is StopResult.STOPPED:
             log.info("Discord: %s stopped turn %s", interaction.user.id, stop_id)
-            return
-        # Nothing runs under this control (finished, or from before a restart): drop it.
-        await self._edit_clicked(interaction, view=None)
+        elif result is StopResult.NOT_YOURS:
+            await self._ephemeral(interaction, NOT_YOUR_STOP_TEXT)
+        else:  # nothing runs under this control (finished, or from before a restart)
+            await self._edit_clicked(interaction, view=None)
 
     async def _on_choice(
         self, interaction: discord.Interaction, custom_id: str, ident: str
@@ -295,6 +301,9 @@ class DiscordBot:
         if message.id in self._chosen:
             await self._ephemeral(interaction, ALREADY_CHOSEN_TEXT)
             return
+        if pressed.key.user and pressed.key.user != str(interaction.user.id):
+            await self._ephemeral(interaction, NOT_YOUR_BUTTONS_TEXT)  # CONVERSATION_SCOPE
+            return  # with a user in it: those buttons drive someone else's conversation
         self._remember_chosen(message.id)
         label = label_of(message, custom_id) or pressed.button.name
         line = chooser_line(interaction.user.display_name, label, pressed.button.url)
@@ -302,7 +311,8 @@ class DiscordBot:
         await self._edit_clicked(interaction, content=content, view=chosen_view(message, custom_id))
         place = _place_of(interaction.channel, interaction.guild_id, interaction.channel_id)
         renderer = self._renderer(place)
-        self._spawn(self._bridge.handle_button(pressed, renderer), f"discord click {ident}")
+        turn = self._bridge.handle_button(pressed, renderer, author=str(interaction.user.id))
+        self._spawn(turn, f"discord click {ident}")
 
     async def _edit_clicked(self, interaction: discord.Interaction, **changes: Any) -> None:
         """Edit the clicked message through the interaction webhook (not the channel bucket)."""

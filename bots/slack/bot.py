@@ -51,7 +51,7 @@ from bots.slack.journal import SlackJournal, finalize_slack_dangling
 from bots.slack.native_stream import NativeSwitch
 from bots.slack.place import SlackPlace
 from bots.slack.renderer import SlackRenderer
-from core.bridge import Bridge, ConversationKey
+from core.bridge import Bridge, ConversationKey, StopResult
 from core.config import Settings
 from core.errors import ConfigError, PlatformError, PlatformRateLimitedError
 from core.shutdown import SHUTDOWN_GRACE_S, end_turns
@@ -69,6 +69,8 @@ RESET_COMMAND_HINT = (
 )
 RESET_FAILED = "Sorry, the conversation could not be reset. Please try again."
 EXPIRED_BUTTON = "That button has expired — please ask again."
+NOT_YOUR_STOP = "Only the person who asked can stop this answer."
+NOT_YOUR_BUTTONS = "These buttons belong to another member's conversation."
 #: How long /reset may take before Slack's 3 s ack deadline forces the answer.
 RESET_ACK_WAIT_S = 2.0
 
@@ -262,10 +264,16 @@ class SlackBot:
         await ack()
         self._spawn(self._click(body, action), name="slack button")
 
-    async def _on_stop(self, ack: Callable[..., Awaitable[Any]], action: dict[str, Any]) -> None:
+    async def _on_stop(
+        self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
         await ack()
         stop_id = str(action.get("action_id", "")).removeprefix(STOP_PREFIX)
-        if not self._bridge.stop(stop_id):
+        place = _click_place(body)
+        result = self._bridge.stop(stop_id, by=place.user_id)
+        if result is StopResult.NOT_YOURS:
+            self._spawn(self._tell_clicker(place, NOT_YOUR_STOP), name="slack stop refused")
+        elif result is StopResult.NOT_RUNNING:
             log.debug("stop %s: no turn running", stop_id)
 
     async def _click(self, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -280,14 +288,31 @@ class SlackBot:
             if pressed is None:
                 await renderer.send_notice(EXPIRED_BUTTON)
                 return
+            if pressed.key.user and pressed.key.user != place.user_id:
+                await self._tell_clicker(place, NOT_YOUR_BUTTONS)  # CONVERSATION_SCOPE with a
+                self._clicked.discard((place.channel, message.get("ts")))  # user in it
+                return
             await self._show_choice(place, message, pressed.button.name)
             if place.thread_ts is not None:
                 self._threads.add((place.channel, place.thread_ts))
-            await self._bridge.handle_button(pressed, renderer)
+            await self._bridge.handle_button(pressed, renderer, author=place.user_id)
         except Exception:
             log.exception("Slack button click failed")
         finally:
             await renderer.aclose()
+
+    async def _tell_clicker(self, place: SlackPlace, text: str) -> None:
+        """A note only the clicker sees (chat.postEphemeral)."""
+        try:
+            await self._api.call(
+                "chat.postEphemeral",
+                channel=place.channel,
+                user=place.user_id,
+                thread_ts=place.thread_ts,
+                text=text,
+            )
+        except PlatformError as exc:
+            log.warning("could not answer a click: %s", exc)
 
     async def _show_choice(self, place: SlackPlace, message: dict[str, Any], label: str) -> None:
         """Replace the clicked button set with "<user> chose <label>"."""

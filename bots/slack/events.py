@@ -82,6 +82,10 @@ class TtlSet:
         self._expire(self._clock())
         return key in self._seen
 
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key`` (it may be added again)."""
+        self._seen.pop(key, None)
+
     def _expire(self, now: float) -> None:
         # Insertion order is expiry order (one TTL for every key).
         while self._seen and (

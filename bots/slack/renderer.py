@@ -22,6 +22,7 @@ from bots.slack.mentions import neutralize_broadcasts
 from bots.slack.native_stream import NativeSwitch, SlackNativeStream
 from bots.slack.place import SlackPlace
 from bots.slack.writer import SlackWriter
+from core.bridge import StopResult
 from core.errors import PlatformError, PlatformRateLimitedError
 from core.live_messages import GuardedStream, LiveMessages
 from core.markdown import split_text
@@ -53,7 +54,7 @@ class SlackRenderer:
         place: SlackPlace,
         budgets: WorkspaceBudgets,
         native: NativeSwitch,
-        stop: Callable[[str], bool],
+        stop: Callable[[str], StopResult],
         unit: Literal["word", "sentence"] = "word",
         journal: SlackJournal | None = None,
     ) -> None:
@@ -146,7 +147,7 @@ class SlackRenderer:
         return GuardedStream(paced, live)
 
     def _stop_quietly(self, stop_id: str) -> None:
-        if not self._stop(stop_id):
+        if self._stop(stop_id) is not StopResult.STOPPED:
             log.debug("stop %s: the turn had already ended", stop_id)
 
     async def _post_blocks(self, blocks: list[dict[str, Any]], *, fallback: str) -> None:

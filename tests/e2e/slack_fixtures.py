@@ -177,7 +177,9 @@ class SlackWorld:
             response = await self.fake.post_interaction_http(self.events_url, payload)
             assert response.status_code == 200, response.text
 
-    async def click(self, message: FakeMessage, action_id: str) -> None:
+    async def click(
+        self, message: FakeMessage, action_id: str, *, user: str = HUMAN_USER_ID
+    ) -> None:
         element = next(
             e
             for block in message.blocks or []
@@ -194,6 +196,7 @@ class SlackWorld:
                     "channel_id": message.channel,
                 },
                 "channel": {"id": message.channel, "name": message.channel.lower()},
+                "user": {"id": user, "username": user.lower(), "team_id": TEAM},
                 "message": {
                     "type": "message",
                     "ts": message.ts,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bots.discord.bot import NOT_YOUR_BUTTONS_TEXT
 from core.simulator import DefaultAgent
 from core.simulator.agent import ScriptedAgent, carousel, choice, completion, path_button
 from core.simulator.content import label_answer
 from tests.e2e import discord_fixtures
-from tests.e2e.discord_fixtures import DiscordWorld, expected_answer
+from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory, expected_answer
 from tests.fakes.discord import FakeMessage
 
 discord_world = discord_fixtures.discord_world
@@ -248,3 +249,23 @@ async def test_a_path_button_that_also_opens_a_url_still_sends_its_path(
     await w.wait_for_content("5000", "Our plans.")
     assert w.voiceflow_actions()[-1] == pricing["request"]
     assert message.content.endswith("chose *Pricing* → <https://example.com/pricing>")
+
+
+async def test_with_a_conversation_per_member_a_click_drives_only_your_own(
+    discord_world_factory: WorldFactory,
+) -> None:
+    """CONVERSATION_SCOPE=channel_user: the buttons shown to one member are refused to
+    another (they would drive the first member's Voiceflow state)."""
+    async with discord_world_factory(settings_changes={"conversation_scope": "channel_user"}) as w:
+        await w.mention("show me buttons")  # asked by the human, 2000
+        message = await wait_for_buttons(w, "3000", "Order coffee")
+        turns = len(w.voiceflow_actions())
+        await w.fake.click(message.id, custom_id(message, "Order coffee"), user_id="2001")
+        await w.fake.wait_until(
+            lambda: any(
+                m.flags & FLAG_EPHEMERAL and m.content == NOT_YOUR_BUTTONS_TEXT
+                for m in w.fake.messages.values()
+            )
+        )
+        assert len(w.voiceflow_actions()) == turns and not message.content
+        await click_and_check(w, message, "3000")  # the member it was shown to still can

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from bots.discord.bot import NOT_YOUR_STOP_TEXT
 from core.simulator.content import long_answer
 from tests.e2e import discord_fixtures
 from tests.e2e.discord_fixtures import (
@@ -22,7 +23,9 @@ from tests.e2e.discord_fixtures import (
     is_balanced,
     strip_cursor,
 )
+from tests.fakes import discord_guild as guild
 from tests.fakes.discord import FakeMessage
+from tests.fakes.discord_model import FLAG_EPHEMERAL
 
 discord_world = discord_fixtures.discord_world
 discord_world_factory = discord_fixtures.discord_world_factory
@@ -151,6 +154,30 @@ async def test_stop_cancels_the_voiceflow_request(discord_world_factory: WorldFa
         assert is_balanced(body)
         assert long_answer().startswith(body.removesuffix("```").rstrip()[:200])
         assert w.fake.count_429 == 0
+
+
+async def test_only_the_asker_or_a_moderator_can_stop_an_answer(
+    discord_world_factory: WorldFactory,
+) -> None:
+    """A bystander's click on Stop is refused with a note only they see (docs/discord.md §8:
+    requester or moderators only); a member who may manage messages stops it."""
+    async with discord_world_factory(token_delay_s=0.02) as w:
+        await w.mention("something long please")  # asked by the human, 2000
+        placeholder = await _streaming_message(w, "3000")
+        stop_id = placeholder.components[0]["components"][0]["custom_id"]
+        await w.fake.click(placeholder.id, stop_id, user_id="2999", permissions=guild.MEMBER)
+
+        def refused() -> bool:
+            return any(
+                m.flags & FLAG_EPHEMERAL and m.content == NOT_YOUR_STOP_TEXT
+                for m in w.fake.messages.values()
+            )
+
+        await w.fake.wait_until(refused, 10)
+        assert w.simulator.disconnects == [] and "vfs:" in str(placeholder.components)
+        await w.fake.click(placeholder.id, stop_id, user_id="2998", permissions=guild.MODERATOR)
+        await w.simulator.wait_for_disconnects(1)
+        await w.fake.wait_until(lambda: placeholder.content.endswith("⏹️ stopped"), 10)
 
 
 async def _streaming_message(world: DiscordWorld, channel_id: str) -> FakeMessage:

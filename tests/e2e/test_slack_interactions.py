@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from bots.slack import check_slack, neutralize_broadcasts
+from bots.slack.bot import NOT_YOUR_STOP
 from bots.slack.mentions import ZWJ
 from core.admission import EMPTY, TOO_FAST
 from core.config import Secret
@@ -186,6 +187,28 @@ async def test_stop_button_mid_stream(slack_world_factory: WorldFactory, slack_m
         assert "vfs:" not in str(world.fake.messages[(DM, message.ts)].blocks)
         assert world.fake.count_429 == 0
         await world.assert_acked_in_time()
+
+
+async def test_only_the_asker_can_stop_an_answer(slack_world_factory: WorldFactory) -> None:
+    """Someone else's click on Stop gets a note only they see; the asker's stops it."""
+    async with slack_world_factory(native_streaming=False, token_delay_s=0.02) as world:
+        ts = await world.mention("ten thousand")
+
+        def placeholder() -> FakeMessage | None:
+            found = [m for m in world.answer_messages(CHANNEL, ts) if "vfs:" in str(m.blocks)]
+            return found[0] if found else None
+
+        await world.fake.wait_until(lambda: placeholder() is not None)
+        message = placeholder()
+        assert message is not None
+        await world.click(message, action_ids(message)[0], user="U0999")
+        await world.fake.wait_until(
+            lambda: any(NOT_YOUR_STOP in m.visible_text for m in world.fake.ephemerals)
+        )
+        assert world.simulator.disconnects == []
+        await world.click(message, action_ids(message)[0])
+        await world.simulator.wait_for_disconnects(1)
+        await world.fake.wait_until(lambda: world.answer_text(CHANNEL, ts).endswith("⏹️ stopped"))
 
 
 async def stop_native_answer(world: SlackWorld) -> tuple[str, FakeMessage, str]:

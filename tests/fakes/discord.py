@@ -244,13 +244,27 @@ class FakeDiscord(InteractionRoutes):
 
     # -- interactions -----------------------------------------------------------------------------
 
-    async def click(self, message_id: str, custom_id: str, *, user_id: str = HUMAN_ID) -> str:
-        """Dispatch a component INTERACTION_CREATE (type 3) for `custom_id` on a stored message."""
+    async def click(
+        self,
+        message_id: str,
+        custom_id: str,
+        *,
+        user_id: str = HUMAN_ID,
+        permissions: str = world.ADMINISTRATOR,
+    ) -> str:
+        """Dispatch a component INTERACTION_CREATE (type 3) for `custom_id` on a stored message;
+        `permissions`: the clicking member's, in that channel (a guild's)."""
         await self.wait_ready()
         msg = self.messages[message_id]
         data = {"custom_id": custom_id, "component_type": _component_type(msg, custom_id)}
         return self._interact(
-            _MESSAGE_COMPONENT, msg.channel_id, msg.guild_id, user_id, data, message=msg
+            _MESSAGE_COMPONENT,
+            msg.channel_id,
+            msg.guild_id,
+            user_id,
+            data,
+            message=msg,
+            permissions=permissions,
         )
 
     async def slash(
@@ -281,6 +295,7 @@ class FakeDiscord(InteractionRoutes):
         data: dict[str, Any],
         *,
         message: FakeMessage | None = None,
+        permissions: str = world.ADMINISTRATOR,
     ) -> str:
         state = InteractionState(
             id=self._ids.new(),
@@ -302,6 +317,7 @@ class FakeDiscord(InteractionRoutes):
             user_id=user_id,
             data=data,
             message=self.payload(message) if message else None,
+            permissions=permissions,
         )
         self._dispatch("INTERACTION_CREATE", payload)
         return state.id

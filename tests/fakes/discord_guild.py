@@ -169,6 +169,12 @@ def guild_create(bot_user_id: str) -> dict[str, Any]:
     }
 
 
+#: Permission bit sets a clicking member may hold.
+ADMINISTRATOR = "8"
+MEMBER = str((1 << 10) | (1 << 11) | (1 << 16))  # view channel, send messages, read history
+MODERATOR = str(int(MEMBER) | (1 << 13))  # and manage messages
+
+
 def interaction(
     *,
     interaction_id: str,
@@ -180,8 +186,10 @@ def interaction(
     user_id: str,
     data: dict[str, Any],
     message: dict[str, Any] | None = None,
+    permissions: str = ADMINISTRATOR,
 ) -> dict[str, Any]:
-    """INTERACTION_CREATE payload (type 2 application command, 3 component), per §2.3."""
+    """INTERACTION_CREATE payload (type 2 application command, 3 component), per §2.3;
+    ``permissions``: the member's resolved permissions in the channel (a bit set)."""
     channel = dict(CHANNELS.get(channel_id, {"id": channel_id, "type": 1}))
     payload: dict[str, Any] = {
         "id": interaction_id,
@@ -202,7 +210,7 @@ def interaction(
     user = user_payload(user_id)
     if guild_id is not None:
         payload["guild_id"] = guild_id
-        payload["member"] = {**member_payload(user), "permissions": "8"}
+        payload["member"] = {**member_payload(user), "permissions": permissions}
     else:
         payload["user"] = user
     if message is not None:
