@@ -41,6 +41,7 @@ __all__ = [
     "Part",
     "block_parser",
     "fence_closer",
+    "fence_reopener",
     "find_open_fence",
     "line_starts",
     "md_line_count",
@@ -160,8 +161,17 @@ def find_open_fence(text: str) -> str | None:
 
 def fence_closer(text: str) -> str:
     """The line that closes a code fence ``text`` leaves open, or "" (a note after an answer
-    must not end up inside its code block)."""
-    return "\n```" if find_open_fence(text) is not None else ""
+    must not end up inside its code block). A ``~~~`` fence closes with ``~~~``: backticks
+    would not close it."""
+    fence = open_fence_at_end(text)
+    return "" if fence is None else "\n" + fence.closer
+
+
+def fence_reopener(text: str) -> str:
+    """The opener line, with its info string, that continues a code fence ``text`` leaves
+    open in a new message (same marker: ``~~~`` reopens as ``~~~``), or ""."""
+    fence = open_fence_at_end(text)
+    return "" if fence is None else f"{fence.closer}{fence.info}\n"
 
 
 # --------------------------------------------------------------------------- split_text
@@ -367,8 +377,7 @@ def parts_from(text: str, offset: int, max_chars: int) -> list[Part]:
         end = start + len(part.body)
         if end > offset:
             if start < offset:
-                fence = find_open_fence(text[:offset])
-                prefix = "" if fence is None else f"```{fence}\n"
+                prefix = fence_reopener(text[:offset])
                 part = Part(part.body[offset - start :], prefix, part.suffix)
             parts.append(part)
         start = end

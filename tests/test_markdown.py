@@ -14,7 +14,10 @@ from core.markdown import (
     INTERIM_DECORATION_MAX_CHARS,
     MIN_MAX_CHARS,
     Part,
+    fence_closer,
+    fence_reopener,
     find_open_fence,
+    parts_from,
     split_text,
 )
 
@@ -419,3 +422,28 @@ def test_interim_on_a_reopened_part_closes_its_fence() -> None:
 )
 def test_find_open_fence(text: str, info: str | None) -> None:
     assert find_open_fence(text) == info
+
+
+@pytest.mark.parametrize(
+    ("text", "closer", "reopener"),
+    [
+        ("```python\nx", "\n```", "```python\n"),
+        ("~~~ js \ncode\n", "\n~~~", "~~~js\n"),  # backticks would not close a ~~~ fence
+        ("````\n```\n", "\n````", "````\n"),
+        ("> ```py\n> x\n", "\n> ```", "> ```py\n"),
+        ("```py\nx\n```\n", "", ""),
+    ],
+)
+def test_an_open_fence_closes_and_reopens_with_its_own_marker(
+    text: str, closer: str, reopener: str
+) -> None:
+    assert (fence_closer(text), fence_reopener(text)) == (closer, reopener)
+
+
+def test_the_unseen_rest_of_a_tilde_fence_reopens_as_one() -> None:
+    """The rest posted anew from inside a ~~~ block (edits kept failing) stays code, and
+    the code ends where the source's block does."""
+    text = "Intro.\n\n~~~sh\necho one\necho two\n~~~\n\nAfter the code."
+    offset = text.index("echo two")
+    (part,) = parts_from(text, offset, DISCORD_MAX_CHARS)
+    assert part.rendered == "~~~sh\necho two\n~~~\n\nAfter the code."

@@ -201,9 +201,31 @@ def classify(
 
 
 def clean_text(text: str, bot_user_id: str) -> str:
-    """The user's words as Voiceflow should see them: no bot mention, no HTML entities."""
+    """The user's words as Voiceflow should see them: no bot mention, Slack's markup as the
+    words it shows (``<https://x.io|x.io>`` → ``https://x.io``, ``<#C1|general>`` →
+    ``#general``, ``<@U1>`` → ``@U1``), no HTML entities."""
     text = re.sub(rf"[ \t]*<@{re.escape(bot_user_id)}(?:\|[^>]*)?>[ \t]*", " ", text)
-    return html.unescape(text).strip()
+    return html.unescape(_MARKUP.sub(_as_shown, text)).strip()
+
+
+# `<target>` or `<target|label>`: links, user, channel and special mentions, dates.
+_MARKUP = re.compile(r"<([^<>|\s]+)(?:\|([^<>]*))?>")
+
+
+def _as_shown(match: re.Match[str]) -> str:
+    target, label = match.group(1), match.group(2)
+    kind, rest = target[:1], target[1:]
+    if kind == "@":  # a user: the label when Slack gave one, else the id
+        return f"@{(label or rest).lstrip('@')}"
+    if kind == "#":
+        return f"#{label or rest}"
+    if kind == "!":  # <!here>, <!subteam^S1|@team>, <!date^…|fallback>
+        return label if label else f"@{rest}"
+    if target.startswith("mailto:"):
+        return label or target.removeprefix("mailto:")
+    if label and target.split("://", 1)[-1].rstrip("/") != label.rstrip("/"):
+        return f"{label} ({target})"  # a link with its own words keeps both
+    return target
 
 
 def is_reset(text: str) -> bool:

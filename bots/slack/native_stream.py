@@ -42,7 +42,7 @@ from bots.slack.native_ending import NativeEnd, ending, pinned_text
 from bots.slack.place import SlackPlace
 from bots.slack.writer import SLACK_UPDATE_MAX_CHARS
 from core.errors import PlatformError, PlatformRateLimitedError, StreamExpiredError
-from core.markdown import MIN_MAX_CHARS, fence_closer, find_open_fence, split_text
+from core.markdown import MIN_MAX_CHARS, fence_closer, fence_reopener, split_text
 from core.platform import Outcome, StreamedMessage
 
 __all__ = ["NativeSwitch", "SlackNativeStream"]
@@ -416,10 +416,10 @@ class SlackNativeStream:
         """Hand the unconfirmed remainder to a post + update message (atomically)."""
         log.debug("slack answer continues with post + update: %s", reason)
         fallback = self._make_fallback()
-        info = find_open_fence(self.text[: self._sent]) if reopen else None
+        reopener = fence_reopener(self.text[: self._sent]) if reopen else ""
         rest = self.text[self._sent :]
-        if info is not None and rest.strip():
-            rest = f"```{info}\n{rest}"
+        if reopener and rest.strip():
+            rest = reopener + rest
         if rest:
             fallback.append(rest)
         self._fallback = fallback

@@ -1,0 +1,27 @@
+"""bots/slack/events.py: what of a Slack message reaches Voiceflow as the user's words."""
+
+from __future__ import annotations
+
+import pytest
+
+from bots.slack.events import clean_text
+
+BOT = "UBOT"
+
+
+@pytest.mark.parametrize(
+    ("sent", "words"),
+    [
+        ("<@UBOT> what is <http://example.com|example.com>?", "what is http://example.com?"),
+        ("<@UBOT|fakebot> read <https://a.io/x|the doc>", "read the doc (https://a.io/x)"),
+        (
+            "ask <@U123> or <@W9|ann> in <#C1|general> or <#C2>",
+            "ask @U123 or @ann in #general or #C2",
+        ),
+        ("mail <mailto:a@b.io|a@b.io>, or <https://x.io>", "mail a@b.io, or https://x.io"),
+        ("<!here> <!subteam^S1|@team> <!date^1700000000^{date}|Nov 14>", "@here @team Nov 14"),
+        ("1 &lt; 2 &amp;&amp; 3 &gt; 2", "1 < 2 && 3 > 2"),  # Slack's escapes, not markup
+    ],
+)
+def test_slack_markup_reaches_voiceflow_as_the_words_it_shows(sent: str, words: str) -> None:
+    assert clean_text(sent, BOT) == words
