@@ -41,7 +41,12 @@ from bots.slack.mentions import neutralize_broadcasts, open_mention_start
 from bots.slack.native_ending import NativeEnd, ending, pinned_text
 from bots.slack.place import SlackPlace
 from bots.slack.writer import SLACK_UPDATE_MAX_CHARS
-from core.errors import PlatformError, PlatformRateLimitedError, StreamExpiredError
+from core.errors import (
+    PlatformError,
+    PlatformRateLimitedError,
+    PlatformUncertainError,
+    StreamExpiredError,
+)
 from core.markdown import MIN_MAX_CHARS, fence_closer, fence_reopener, split_text
 from core.platform import Outcome, StreamedMessage
 
@@ -226,14 +231,44 @@ class SlackNativeStream:
         wire = neutralize_broadcasts(delta)
         try:
             reply = await self._call_start(wire)
+            ts: str | None = str(reply["ts"])
+        except PlatformUncertainError as exc:  # no answer: the stream may exist all the same
+            ts = await self._find_started(wire)
+            if ts is None:
+                log.warning("startStream got no answer (%s), and no such stream is there", exc)
+                self._switch_to_fallback(str(exc))
+                return False
+            log.info("startStream got no answer (%s) but started %s: streaming on", exc, ts)
         except PlatformError as exc:
             self._note_start_failure(exc)
             self._switch_to_fallback(str(exc))
             return False
-        self._ts = str(reply["ts"])
+        self._ts = ts
         self._started_at = self._last_write = time.monotonic()
         await self._confirm(delta, wire)
         return True
+
+    async def _find_started(self, wire: str) -> str | None:
+        """The stream a start that timed out created, if it did: the thread's newest bot
+        message, when it holds exactly what the start carried (the answer's first message,
+        since a conversation's turns run one at a time). None when there is none, or the
+        thread cannot be read (then the text goes out anew, as before)."""
+        try:
+            reply = await self._api.call(
+                "conversations.replies",
+                channel=self._place.channel,
+                ts=self._place.thread_ts,
+                oldest=self._place.status_ts,
+                limit=200,
+            )
+        except PlatformError as exc:
+            log.info("could not look for the started stream: %s", exc)
+            return None
+        messages = [m for m in reply.get("messages") or () if isinstance(m, dict)]
+        ours = [m for m in messages if m.get("bot_id") and m.get("ts") != self._place.thread_ts]
+        if ours and str(ours[-1].get("text") or "").strip() == wire.strip():
+            return str(ours[-1]["ts"])
+        return None
 
     async def _call_start(self, wire: str) -> dict[str, Any]:
         slot, self._start_slot = self._start_slot, None

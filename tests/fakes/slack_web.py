@@ -112,6 +112,7 @@ class SlackWebApi:
             "chat.stopStream": self._stop_stream,
             "assistant.threads.setStatus": self._set_status,
             "conversations.info": self._conversations_info,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "reactions.add": self._reactions_add,
         }
@@ -380,6 +381,19 @@ class SlackWebApi:
             "is_member": True,
         }
         return {"ok": True, "channel": self.channels.get(channel, default)}
+
+    def _conversations_replies(self, args: dict[str, Any], now: float) -> dict[str, Any]:
+        """A thread's messages the fake holds (the bot's), oldest first, after ``oldest``."""
+        channel = require_channel(args)
+        thread_ts = require(args, "ts", "thread_not_found")
+        oldest = ts_key(str(args.get("oldest") or "0"))
+        found = [
+            message_json(m, self.team_id)
+            for m in self.thread_messages(channel, thread_ts)
+            if ts_key(m.ts) > oldest
+        ]
+        limit = int(args.get("limit") or 1000)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
 
     def _users_info(self, args: dict[str, Any], now: float) -> dict[str, Any]:
         user = require(args, "user", "user_not_found")
