@@ -148,10 +148,11 @@ async def _chat(settings: Settings) -> int:
     # SIGTERM ends the answer in progress with its note, as in `run` (Ctrl-C already does).
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     assert task is not None
-    terminated = asyncio.Event()
+    terminated = False
 
     def terminate() -> None:
-        terminated.set()
+        nonlocal terminated
+        terminated = True
         task.cancel()
 
     loop.add_signal_handler(signal.SIGTERM, terminate)
@@ -159,7 +160,7 @@ async def _chat(settings: Settings) -> int:
         async with open_bridge(settings) as bridge:
             return await run_chat(bridge)
     except asyncio.CancelledError:
-        if not terminated.is_set():
+        if not terminated:
             raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt (exit 130)
         return 0
     finally:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from core.budget import RateBudget, Weight
@@ -284,22 +285,16 @@ class PacedMessage:
     async def _post_continuation(self) -> None:
         """Open the next message of the answer, retrying through rate limits and passing
         failures. If it cannot be posted, the unseen rest goes out when the answer ends."""
-        for attempt in range(FINAL_ATTEMPTS):
-            slot = await self._post_budget.acquire(final=True, weight=self._unseen_chars)
-            nxt = self._parts()[0]  # latest wins: the text as it is now
-            view = interim_text(nxt.prefix + nxt.body, unit=self._unit) + self._cursor
-            try:
-                self._current = await self._post(view, stop_id=self._stop_id, slot=slot)
-                self._shown = view
-                return
-            except PlatformRateLimitedError as exc:
-                self._post_budget.block_for(exc.retry_after)
-            except (PlatformUncertainError, PlatformPermissionError) as exc:
-                log.warning("could not open the next message (%s); the rest goes at the end", exc)
-                break
-            except PlatformError as exc:
-                log.warning("opening the next message failed (attempt %d): %s", attempt + 1, exc)
-                await asyncio.sleep(RETRY_DELAY_S * (attempt + 1))
+
+        def view() -> str:  # latest wins: the text as it is when the slot is granted
+            nxt = self._parts()[0]
+            return interim_text(nxt.prefix + nxt.body, unit=self._unit) + self._cursor
+
+        posted = await self._post_retrying(view, stop_id=self._stop_id, what="the next message")
+        if isinstance(posted, tuple):
+            self._current, self._shown = posted
+            return
+        log.warning("could not open the next message (%s); the rest goes at the end", posted)
         self._edits_broken = True  # _finalize posts exactly the unseen rest anew
 
     async def _repost_current(self) -> None:
@@ -382,24 +377,35 @@ class PacedMessage:
     async def _post_final(self, text: str) -> bool:
         """Post a final part, retrying through rate limits and passing failures; False if
         the platform refuses it for good (a missing permission: retrying changes nothing)."""
+        posted = await self._post_retrying(lambda: text, stop_id=None, what="a final part")
+        if isinstance(posted, PlatformUncertainError):  # posting again could show it twice
+            log.warning("no answer to posting a final part (%s); not posted again", posted)
+        elif isinstance(posted, PlatformPermissionError):
+            log.error("cannot post the answer here: %s", posted)
+            return False
+        elif posted is None:
+            log.error("gave up posting %d chars of a final answer", len(text))
+        return True
+
+    async def _post_retrying(
+        self, text: Callable[[], str], *, stop_id: str | None, what: str
+    ) -> tuple[str, str] | PlatformUncertainError | PlatformPermissionError | None:
+        """Post ``text()`` (read when a slot is granted), retrying through rate limits and
+        passing failures: (message id, text posted); or the failure that retrying cannot
+        mend; or None when the attempts ran out."""
         for attempt in range(FINAL_ATTEMPTS):
             slot = await self._post_budget.acquire(final=True, weight=self._unseen_chars)
+            shown = text()
             try:
-                await self._post(text, stop_id=None, slot=slot)
-                return True
-            except PlatformUncertainError as exc:  # posting again could show it twice
-                log.warning("no answer to posting a final part (%s); not posted again", exc)
-                return True
+                return await self._post(shown, stop_id=stop_id, slot=slot), shown
             except PlatformRateLimitedError as exc:
                 self._post_budget.block_for(exc.retry_after)
-            except PlatformPermissionError as exc:
-                log.error("cannot post the answer here: %s", exc)
-                return False
+            except (PlatformUncertainError, PlatformPermissionError) as exc:
+                return exc
             except PlatformError as exc:
-                log.warning("posting a final part failed (attempt %d): %s", attempt + 1, exc)
+                log.warning("posting %s failed (attempt %d): %s", what, attempt + 1, exc)
                 await asyncio.sleep(RETRY_DELAY_S * (attempt + 1))
-        log.error("gave up posting %d chars of a final answer", len(text))
-        return True
+        return None
 
     async def _delete_current(self) -> None:
         if self._current is None:

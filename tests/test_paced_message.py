@@ -183,7 +183,9 @@ async def test_a_whitespace_only_completion_removes_the_placeholder_too() -> Non
     """Blanks are no answer (and Discord refuses a message of blanks, 50006)."""
     platform = Platform(limit=5, window_s=WINDOW_S)
     message = make(platform)
-    await asyncio.sleep(0.05)  # the placeholder goes out
+    while not platform.requests:  # the placeholder goes out
+        platform.changed.clear()
+        await platform.changed.wait()
     for blank in (" ", "\n", "  "):
         message.append(blank)
     await message.finish()

@@ -57,12 +57,17 @@ THREAD_TYPES = frozenset(
 )
 
 
+def _own_role(message: discord.Message) -> discord.Role | None:
+    """The role Discord made for the bot in the message's guild: typing "@Bot" in the client
+    often completes to it, and users expect an answer either way."""
+    return message.guild.self_role if message.guild is not None else None
+
+
 def _addresses(message: discord.Message, me: int) -> bool:
-    """A mention of the bot, or of its own role: typing "@Bot" in the client often
-    completes to the role Discord made for it, and users expect an answer either way."""
+    """A mention of the bot, or of its own role."""
     if any(user.id == me for user in message.mentions):
         return True
-    role = message.guild.self_role if message.guild is not None else None
+    role = _own_role(message)
     return role is not None and role in message.role_mentions
 
 
@@ -191,7 +196,7 @@ class DiscordBot:
             return
         me = self._client.user
         assert me is not None
-        role = message.guild.self_role if message.guild is not None else None
+        role = _own_role(message)
         ours = rf"<@!?{me.id}>" + (rf"|<@&{role.id}>" if role is not None else "")
         text = re.sub(ours, "", message.content).strip()
         key = self._key(place, message.author.id)

@@ -35,7 +35,8 @@ _WORD = re.compile(r"(?<![^\W_]|@)@(?=(?:channel|here|everyone)(?![^\W_]))", re.
 _BROADCASTS = ("channel", "here", "everyone")
 # What may follow `<!` or `<@` up to a `|` or `>` in a mention, and its beginnings.
 _SPECIAL_NAME = re.compile(r"channel|here|everyone|subteam\^[A-Za-z0-9]+")
-_SPECIAL_NAME_START = re.compile(r"subteam\^[A-Za-z0-9]*|s(?:u(?:b(?:t(?:e(?:am?)?)?)?)?)?")
+_SPECIAL_NAMES = (*_BROADCASTS, "subteam^")
+_GROUP_NAME_START = re.compile(r"subteam\^[A-Za-z0-9]*")
 _USER_NAME = re.compile(r"[UW][A-Za-z0-9]+")
 _USER_NAME_START = re.compile(r"(?:[UW][A-Za-z0-9]*)?")
 # A bare `@` word at the very end, where `@here` etc. would count as a word (see _WORD).
@@ -90,9 +91,8 @@ def _could_open(rest: str) -> bool:
     if kind == "!":
         if bar:
             return _SPECIAL_NAME.fullmatch(head) is not None
-        return any(b.startswith(head) for b in _BROADCASTS) or bool(
-            _SPECIAL_NAME_START.fullmatch(head) or _SPECIAL_NAME.fullmatch(head)
-        )
+        begun = any(name.startswith(head) for name in _SPECIAL_NAMES)
+        return begun or _GROUP_NAME_START.fullmatch(head) is not None
     if kind == "@":
         names = _USER_NAME if bar else _USER_NAME_START
         return names.fullmatch(head) is not None

@@ -421,17 +421,22 @@ class SlackNativeStream:
         expired one keeps what it streamed. False: it stays journaled for the next start."""
         confirmed = self.text[: self._sent]
         pinned = pinned_text(confirmed)
-        if len(pinned) <= SLACK_UPDATE_MAX_CHARS or not live:
-            try:
-                await self._pin(pinned)
-                return True
-            except PlatformError as exc:
-                if not live and slack_error_code(exc) == "msg_too_long":
-                    log.info("native message %s keeps what it streamed", self._ts)
-                    return True
+        if live and len(pinned) > SLACK_UPDATE_MAX_CHARS:
+            return await self._stop_as_it_stands(confirmed)
+        try:
+            await self._pin(pinned)
+            return True
+        except PlatformError as exc:
+            if live:
                 log.warning("could not pin the native message to its confirmed text: %s", exc)
-                if not live:
-                    return False
+                return await self._stop_as_it_stands(confirmed)
+            if slack_error_code(exc) == "msg_too_long":
+                log.info("native message %s keeps what it streamed", self._ts)
+                return True
+            log.warning("could not pin the native message to its confirmed text: %s", exc)
+            return False
+
+    async def _stop_as_it_stands(self, confirmed: str) -> bool:
         try:
             async with self._budgets.stop.slot(final=True):
                 await self._stop_stream(fence_closer(confirmed))

@@ -6,7 +6,6 @@ the client times out not knowing whether the message was posted.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -88,7 +87,8 @@ async def test_a_stream_start_answered_too_late_streams_on_in_the_stream_it_made
     slack.stall("chat.startStream", CLIENT_TIMEOUT_S * 4)
     text = "Hello! Here is a streamed answer, " * 3 + "done."
     stream.append(text[:20])
-    await asyncio.sleep(CLIENT_TIMEOUT_S * 2)  # the start has timed out meanwhile
+    # Slack has made the stream; its answer is still to come (the client will time out).
+    await slack.wait_until(lambda: bool(slack.thread_messages("C0001", "1700000000.000100")))
     stream.append(text[20:])
     await stream.finish(Outcome.COMPLETE)
     (message,) = slack.thread_messages("C0001", "1700000000.000100")
