@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from bots.slack import check_slack, neutralize_broadcasts
-from bots.slack.bot import NOT_YOUR_STOP
+from bots.slack.bot import NOT_YOUR_BUTTONS, NOT_YOUR_STOP
 from bots.slack.mentions import ZWJ
 from core.admission import EMPTY, TOO_FAST
 from core.config import Secret
@@ -459,3 +459,31 @@ async def test_a_message_without_text_gets_the_same_reply_as_on_discord(
         await asyncio.wait_for(w.simulator.wait_for_requests(3), 15)  # launch, text, launch
         await w.bot.drain()
         assert launches() == 2  # the first DM's, and one bare mention's greeting
+
+
+async def test_with_a_conversation_per_member_a_click_drives_only_your_own(
+    slack_world_factory: WorldFactory,
+) -> None:
+    """CONVERSATION_SCOPE=channel_user: another member's click on your buttons gets a note
+    only they see and reaches no Voiceflow state; the member they were shown to still can."""
+    per_member = {"conversation_scope": "channel_user"}
+    async with slack_world_factory(settings_changes=per_member) as world:
+        ts = await world.mention("buttons")
+        await world.fake.wait_until(
+            lambda: any("actions" in str(m.blocks) for m in world.answer_messages(CHANNEL, ts))
+        )
+        await world.bot.drain()
+        message = buttons_message(world, CHANNEL, ts)
+        turns = len(world.simulator.requests)
+        await world.click(message, action_ids(message)[0], user="U0999")
+        await world.fake.wait_until(
+            lambda: any(NOT_YOUR_BUTTONS in m.visible_text for m in world.fake.ephemerals)
+        )
+        await world.bot.drain()
+        assert len(world.simulator.requests) == turns, "the foreign click reached Voiceflow"
+        assert action_ids(world.fake.messages[(CHANNEL, message.ts)]), "the set was disabled"
+        await world.click(message, action_ids(message)[0])
+        await world.fake.wait_until(
+            lambda: "You chose **Order coffee**" in world.answer_text(CHANNEL, ts)
+        )
+        await world.assert_acked_in_time()
