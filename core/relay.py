@@ -29,6 +29,7 @@ from core.errors import (
 )
 from core.platform import ButtonRef, Outcome, Renderer, StreamedMessage
 from core.traces import (
+    AgentError,
     Button,
     Card,
     Carousel,
@@ -52,6 +53,8 @@ ButtonSaver = Callable[[Sequence[Button]], Awaitable[list[ButtonRef]]]
 STATIC_WORD_DELAY_S = 0.02
 #: Shown where the platform refused one whole message (an image URL it rejects, a card).
 REFUSED_NOTE = "⚠️ A part of this answer could not be shown here."
+#: Shown where the agent's runtime failed before anything of its answer was on screen.
+AGENT_ERROR_NOTE = "⚠️ The agent ran into an error. Please try again."
 _WORD = re.compile(r"\S+\s*|\s+")
 
 
@@ -171,6 +174,13 @@ class TurnRelay:
             case Text(message=message):
                 await self._close_stream(Outcome.COMPLETE)
                 await self._whole(self._text(message), "text")
+            case AgentError(message=message):  # the answer so far ends as cut short
+                log.warning("the agent failed mid-turn: %s", message)
+                self.result.outcome = Outcome.INTERRUPTED
+                if self._stream is not None:
+                    await self._close_stream(Outcome.INTERRUPTED)
+                else:
+                    await self._renderer.send_notice(AGENT_ERROR_NOTE)
             case _:
                 await self._close_stream(Outcome.COMPLETE)
                 await self._whole(self._render_other(trace), type(trace).__name__)

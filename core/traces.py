@@ -13,6 +13,7 @@ from typing import Any, Literal
 from core.slate import slate_markdown
 
 __all__ = [
+    "AgentError",
     "Button",
     "Card",
     "Carousel",
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 #: Trace kinds that carry nothing to render (SPEC §6): logged at debug and skipped.
 IGNORED_KINDS = frozenset(
     {
-        "debug",
         "flow",
         "block",
         "path",
@@ -46,6 +46,9 @@ IGNORED_KINDS = frozenset(
     }
 )
 DEFAULT_NO_REPLY_TIMEOUT_S = 10.0
+#: How the runtime reports that it failed mid-turn, as a ``debug`` trace before ``end``
+#: (docs/voiceflow-api.md §6): any other ``debug`` trace is noise.
+RUNTIME_FAILURES = ("An internal error occurred.", "ERROR:")
 
 
 @dataclass(frozen=True)
@@ -116,12 +119,20 @@ class NoReply:
 
 
 @dataclass(frozen=True)
+class AgentError:
+    """The agent's runtime failed mid-turn (a ``debug`` trace saying so): the turn has no
+    more to show, and the user should know it was cut short."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Ignored:
     kind: str
     payload: Any = field(default=None, compare=False)
 
 
-Trace = Completion | Text | Choice | Card | Carousel | Visual | End | NoReply | Ignored
+Trace = Completion | Text | Choice | Card | Carousel | Visual | End | NoReply | AgentError | Ignored
 
 
 def parse_trace(raw: Any) -> Trace:
@@ -226,6 +237,13 @@ def _optional_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _debug(payload: Any) -> Trace:
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if isinstance(message, str) and message.strip().startswith(RUNTIME_FAILURES):
+        return AgentError(message.strip())
+    return Ignored("debug", payload)
+
+
 def _end(_payload: Any) -> Trace:
     return End()
 
@@ -244,5 +262,6 @@ _PARSERS = {
     "carousel": _carousel,
     "visual": _visual,
     "end": _end,
+    "debug": _debug,
     "no-reply": _no_reply,
 }

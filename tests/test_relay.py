@@ -14,8 +14,9 @@ from core.errors import (
     VoiceflowAuthError,
 )
 from core.platform import ButtonRef, Outcome
-from core.relay import REFUSED_NOTE, TurnRelay
+from core.relay import AGENT_ERROR_NOTE, REFUSED_NOTE, TurnRelay
 from core.traces import (
+    AgentError,
     Button,
     Card,
     Carousel,
@@ -95,6 +96,24 @@ async def test_a_broken_stream_keeps_the_text_and_says_so() -> None:
     result = await relay(renderer).run(script(*traces, error=StreamInterruptedError("eof")))
     assert result.outcome is Outcome.INTERRUPTED
     assert renderer.platform.visible() == [f"Kept text\n\n{Outcome.INTERRUPTED.note}"]
+
+
+async def test_an_agent_failure_mid_answer_ends_it_as_interrupted() -> None:
+    """A runtime crash (a debug trace, then end) cuts the answer short: it says so."""
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    crash = AgentError("An internal error occurred.")
+    traces = [*completion("Kept text")[:-1], crash, End()]
+    result = await relay(renderer).run(script(*traces))
+    assert result.outcome is Outcome.INTERRUPTED and result.ended
+    assert renderer.platform.visible() == [f"Kept text\n\n{Outcome.INTERRUPTED.note}"]
+    assert ("notice", AGENT_ERROR_NOTE) not in renderer.events
+
+
+async def test_an_agent_failure_before_any_answer_is_a_notice() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    result = await relay(renderer).run(script(AgentError("ERROR: turn timeout"), End()))
+    assert ("notice", AGENT_ERROR_NOTE) in renderer.events
+    assert result.outcome is Outcome.INTERRUPTED
 
 
 async def test_refusal_before_output_becomes_a_notice() -> None:

@@ -10,6 +10,7 @@ import pytest
 from core.traces import (
     DEFAULT_NO_REPLY_TIMEOUT_S,
     IGNORED_KINDS,
+    AgentError,
     Button,
     Card,
     Carousel,
@@ -190,6 +191,20 @@ def test_noise_is_ignored_quietly(kind: str, caplog: pytest.LogCaptureFixture) -
     caplog.set_level(logging.INFO, logger="core.traces")
     assert parse_trace({"type": kind, "payload": {"message": "x"}}) == Ignored(kind)
     assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    "message", ["An internal error occurred.", "ERROR: turn timeout - check for infinite loops"]
+)
+def test_a_runtime_failure_reported_as_debug_is_an_agent_error(message: str) -> None:
+    """docs/voiceflow-api.md §6: the runtime reports a crash as a debug trace before end."""
+    raw = {"type": "debug", "payload": {"type": "runtime", "message": message}}
+    assert parse_trace(raw) == AgentError(message)
+
+
+@pytest.mark.parametrize("payload", [{"message": "simulated step finished"}, None, {"message": 3}])
+def test_other_debug_traces_are_noise(payload: Any) -> None:
+    assert parse_trace({"type": "debug", "payload": payload}) == Ignored("debug")
 
 
 def test_unknown_trace_is_ignored_and_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:

@@ -28,7 +28,7 @@ from core.errors import (
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Faults, Simulator
 from core.simulator.content import echo_answer
 from core.simulator.wire import WireFormat, encode_end, encode_event, encode_trace
-from core.traces import Choice, Completion, Ignored, Text, Trace
+from core.traces import AgentError, Choice, Completion, Ignored, Text, Trace
 from core.voiceflow import VoiceflowClient
 
 LAUNCH = {"type": "launch"}
@@ -147,15 +147,13 @@ async def test_non_json_and_unknown_traces_are_skipped(
     assert "not JSON" in caplog.text
 
 
-async def test_internal_error_debug_then_end_is_a_normal_turn(
+async def test_internal_error_debug_then_end_is_a_complete_stream(
     sim: Simulator, client: VoiceflowClient
 ) -> None:
+    """The stream itself ends normally; the trace says the agent failed (the relay shows it)."""
     sim.faults.internal_error = True
     traces = await collect(client, LAUNCH)
-    assert traces[-1] == Ignored("debug")
-    assert isinstance(traces[-1], Ignored) and traces[-1].payload == {
-        "message": "An internal error occurred."
-    }
+    assert traces[-1] == AgentError("An internal error occurred.")
 
 
 # --- over the simulator: interruptions, never retried --------------------------------------------

@@ -17,6 +17,7 @@ from core.errors import (
     VoiceflowRequestError,
     VoiceflowUnavailableError,
 )
+from core.relay import AGENT_ERROR_NOTE
 from core.simulator import Faults
 from tests.e2e import discord_fixtures
 from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory
@@ -88,6 +89,21 @@ async def test_silence_mid_stream_ends_at_the_idle_timeout(world: DiscordWorld) 
     body = await wait_discord_interrupted(w, DM, content_of(events), content_of(events[:CUT_AFTER]))
     assert body == content_of(events[:CUT_AFTER])
     await w.simulator.wait_for_disconnects(1)  # the request itself was closed
+    await second_conversation_works(w)
+
+
+async def test_a_runtime_crash_before_the_answer_is_a_short_message(
+    world: DiscordWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runtime reports a crash as a debug trace, then a normal end (docs/voiceflow-api.md
+    §6): the user is told, not left with silence (a crash mid-answer: tests/test_relay.py)."""
+    w = world
+    w.simulator.faults.internal_error = True
+    fault("voiceflow runtime crash (debug trace, then end)")
+    assert content_of(events_for(w.simulator, "medium question")) == ""
+    await w.dm("medium question")
+    await wait_discord(w, DM, AGENT_ERROR_NOTE)
+    assert any("agent failed mid-turn" in r.getMessage() for r in caplog.records)
     await second_conversation_works(w)
 
 
