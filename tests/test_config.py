@@ -91,6 +91,11 @@ def test_keys_project_ids_and_environments_of_any_documented_shape_are_accepted(
         assert settings.voiceflow_environment == environment
 
 
+def test_an_environment_alias_is_taken_in_any_case() -> None:
+    settings = load_settings({"VOICEFLOW_ENVIRONMENT": " Production "})
+    assert settings.voiceflow_environment == "production"
+
+
 @pytest.mark.parametrize(
     "url",
     ["postgres://user:hunter2pw@db.internal/x", "postgres://bob:hunter2pw@x@db.internal/x"],
