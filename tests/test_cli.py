@@ -416,6 +416,25 @@ async def test_the_renderer_keeps_its_own_styling_and_joins_cut_escapes() -> Non
     assert out.getvalue() == f"{DIM}note{RESET}\nabc\n{DIM}{Outcome.INTERRUPTED.note}{RESET}\n"
 
 
+async def test_output_while_the_prompt_waits_moves_the_prompt_below_it() -> None:
+    """A no-reply turn (or any late output) while the user is at the prompt: the prompt line
+    is erased, the output written, and the prompt shown again under it."""
+    out = io.StringIO()
+    renderer = ConsoleRenderer(out, ansi=True)
+    renderer.prompt("\n> ")
+    await renderer.send_notice("late note")
+    stream = renderer.start_stream("s")
+    stream.append("streamed ")
+    stream.append("answer")
+    await stream.finish()
+    renderer.answered()
+    await renderer.send_text("after the user's line")
+    erase = "\r\x1b[K"
+    assert out.getvalue() == (
+        f"\n> {erase}{DIM}late note{RESET}\n\n> {erase}streamed answer\n\n> after the user's line\n"
+    )
+
+
 async def test_a_closed_output_pipe_ends_the_chat_quietly(environ: dict[str, str]) -> None:
     """`vf-bridge chat | head -1`: once head has gone, the chat ends with no traceback."""
     read_end, write_end = os.pipe()

@@ -23,6 +23,7 @@ from core.bridge import Bridge, ConversationKey
 __all__ = ["run_chat"]
 
 CHAT_KEY = ConversationKey("console", "local", "terminal", "")
+PROMPT = "\n> "
 HELP = "Type a message. A number clicks a button; /reset starts over; /quit exits."
 
 
@@ -56,9 +57,9 @@ async def _converse(
     await bridge.launch(CHAT_KEY, renderer)
     while True:
         if interactive:
-            sink.write("\n> ")
-            sink.flush()
+            renderer.prompt(PROMPT)
         line = await _read_line(source)
+        renderer.answered()
         if not line:
             return 0
         if not await _handle_line(bridge, renderer, line.strip()):

@@ -38,16 +38,38 @@ def shown(text: str) -> str:
 
 
 class _Output:
-    """The conversation's output; quiet once its reader has gone (``vf-bridge chat | head``)."""
+    """The conversation's output; quiet once its reader has gone (``vf-bridge chat | head``).
+
+    While the prompt waits for the user, output that comes anyway (a no-reply timer's turn)
+    first erases the prompt line; the prompt is shown again once that output is whole
+    (:meth:`restore_prompt`), so the user is never left typing on an answer's last line.
+    """
 
     def __init__(self, out: TextIO, on_closed: Callable[[], object]) -> None:
         self._out = out
         self._on_closed = on_closed
         self.is_closed = False
+        self._prompt = ""  # shown, waiting for the user
+        self._erased_prompt = ""  # erased by output, to be shown again
+
+    def prompt(self, prompt: str) -> None:
+        self.write(prompt)
+        self._prompt, self._erased_prompt = prompt, ""
+
+    def answered(self) -> None:
+        self._prompt = self._erased_prompt = ""
+
+    def restore_prompt(self) -> None:
+        prompt, self._erased_prompt = self._erased_prompt, ""
+        if prompt:
+            self.prompt(prompt)
 
     def write(self, text: str) -> None:
         if self.is_closed:
             return
+        if self._prompt:
+            self._prompt, self._erased_prompt = "", self._prompt
+            text = "\r\x1b[K" + text
         try:
             self._out.write(text)
             self._out.flush()
@@ -86,6 +108,7 @@ class ConsoleStream:
             self._ends_with_newline = False
         if not self._ends_with_newline:
             self._out.write("\n")
+        self._out.restore_prompt()
 
 
 class ConsoleRenderer:
@@ -100,6 +123,13 @@ class ConsoleRenderer:
         self._typing_shown = False
         #: The buttons a typed number refers to (the latest set shown).
         self.buttons: list[ButtonRef] = []
+
+    def prompt(self, prompt: str) -> None:
+        """Show the input prompt (on a terminal) until :meth:`answered`."""
+        self._out.prompt(prompt)
+
+    def answered(self) -> None:
+        self._out.answered()
 
     @property
     def is_closed(self) -> bool:
@@ -155,3 +185,4 @@ class ConsoleRenderer:
     def _line(self, text: str) -> None:
         self._clear_typing()
         self._out.write(text + "\n")
+        self._out.restore_prompt()
