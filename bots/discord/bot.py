@@ -88,6 +88,9 @@ class _Client(discord.Client):
     """discord.py's event hooks, forwarded to the bot (which owns all logic)."""
 
     def __init__(self, bot: DiscordBot, **options: Any) -> None:
+        # The bridge never joins voice: discord.py's two warnings that voice libraries are
+        # missing would only alarm the operator on every start.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(**options)
         self._bot = bot
 
