@@ -423,6 +423,7 @@ async def test_output_while_the_prompt_waits_moves_the_prompt_below_it() -> None
     renderer = ConsoleRenderer(out, ansi=True)
     renderer.prompt("\n> ")
     await renderer.send_notice("late note")
+    await renderer.send_text("and a line")
     stream = renderer.start_stream("s")
     stream.append("streamed ")
     stream.append("answer")
@@ -431,7 +432,8 @@ async def test_output_while_the_prompt_waits_moves_the_prompt_below_it() -> None
     await renderer.send_text("after the user's line")
     erase = "\r\x1b[K"
     assert out.getvalue() == (
-        f"\n> {erase}{DIM}late note{RESET}\n\n> {erase}streamed answer\n\n> after the user's line\n"
+        f"\n> {erase}{DIM}late note{RESET}\n> {erase}and a line\n> {erase}streamed answer\n> "
+        "after the user's line\n"
     )
 
 

@@ -60,7 +60,9 @@ class _Output:
         self._prompt = self._erased_prompt = ""
 
     def restore_prompt(self) -> None:
-        prompt, self._erased_prompt = self._erased_prompt, ""
+        """Show an erased prompt again, right under the output (without the blank line it
+        keeps from the answer before: several late lines must not be spaced apart)."""
+        prompt, self._erased_prompt = self._erased_prompt.lstrip("\n"), ""
         if prompt:
             self.prompt(prompt)
 
