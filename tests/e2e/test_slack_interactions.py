@@ -15,6 +15,7 @@ from bots.slack.bot import NOT_YOUR_BUTTONS, NOT_YOUR_STOP
 from bots.slack.mentions import ZWJ
 from core.admission import EMPTY, TOO_FAST
 from core.config import Secret
+from core.relay import AGENT_ERROR_NOTE
 from core.simulator import DefaultAgent, ScriptedAgent
 from core.simulator.agent import choice, path_button
 from tests.e2e import slack_fixtures
@@ -487,3 +488,21 @@ async def test_with_a_conversation_per_member_a_click_drives_only_your_own(
             lambda: "You chose **Order coffee**" in world.answer_text(CHANNEL, ts)
         )
         await world.assert_acked_in_time()
+
+
+async def test_a_runtime_crash_of_the_agent_is_told_in_the_conversation(
+    slack_world: SlackWorld,
+) -> None:
+    """A debug "An internal error occurred." then end (docs/voiceflow-api.md §6) before any
+    answer: the user reads that the agent failed instead of getting nothing."""
+    w = slack_world
+    await w.dm("hello there")
+    await w.wait_answer(DM, None, ANSWERS["hello there"])
+    before = len(w.answer_messages(DM, None))
+    w.simulator.faults.internal_error = True
+    await w.dm("anything")
+    await w.fake.wait_until(
+        lambda: any(AGENT_ERROR_NOTE in m.visible_text for m in w.answer_messages(DM, None)), 15
+    )
+    await w.bot.drain()
+    assert [m.visible_text for m in w.answer_messages(DM, None)[before:]] == [AGENT_ERROR_NOTE]
