@@ -228,7 +228,9 @@ class Bridge:
             user_id = key.user_id(conversation.generation)
             result = None
             if fresh and launch_first:
-                result = await self._run(key, user_id, LAUNCH, renderer, author=author)
+                result = await self._run(  # one note if both crash, not two
+                    key, user_id, LAUNCH, renderer, author=author, quiet=action is not None
+                )
                 if result.error is not None:  # not launched: the next message launches again
                     await self._store.set_ended(key.id, True)
             if action is not None and not (result and (result.error or result.ended)):
@@ -244,6 +246,7 @@ class Bridge:
         renderer: Renderer,
         *,
         author: str,
+        quiet: bool = False,
     ) -> TurnResult:
         stop_id = secrets.token_hex(6)
         relay = TurnRelay(
@@ -251,6 +254,7 @@ class Bridge:
             lambda buttons: self._save_buttons(key, buttons),
             stop_id=stop_id,
             stream_static_text=self._settings.stream_static_text,
+            tell_agent_error=not quiet,
         )
         self._relays[stop_id] = (relay, author)
         self.turns_started += 1

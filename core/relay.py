@@ -75,11 +75,15 @@ class TurnRelay:
         *,
         stop_id: str,
         stream_static_text: bool = False,
+        tell_agent_error: bool = True,
     ) -> None:
+        """``tell_agent_error=False``: an agent failure before any answer is only logged (a
+        launch with the user's own turn right behind it, which says so if it fails too)."""
         self._renderer = renderer
         self._save_buttons = save_buttons
         self._stop_id = stop_id
         self._static = stream_static_text
+        self._tell_agent_error = tell_agent_error
         self._stream: StreamedMessage | None = None
         self._reader: asyncio.Task[None] | None = None
         self._inbox: asyncio.Queue[Trace | None] = asyncio.Queue()
@@ -179,7 +183,7 @@ class TurnRelay:
                 self.result.outcome = Outcome.INTERRUPTED
                 if self._stream is not None:
                     await self._close_stream(Outcome.INTERRUPTED)
-                else:
+                elif self._tell_agent_error:
                     await self._renderer.send_notice(AGENT_ERROR_NOTE)
             case _:
                 await self._close_stream(Outcome.COMPLETE)

@@ -13,6 +13,7 @@ from core.admission import EMPTY
 from core.bridge import Bridge, ConversationKey, StopResult
 from core.config import Secret, Settings
 from core.platform import Outcome
+from core.relay import AGENT_ERROR_NOTE
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
 from core.simulator.server import ENDED_TEXT
 from core.store import SqliteStore
@@ -68,6 +69,21 @@ async def test_a_new_conversation_launches_first(bridge: Bridge, simulator: Simu
     assert kinds[:2] == ["text", "buttons"] and "stream" in kinds
     await bridge.handle_message(key(), "again", out)
     assert [a["type"] for a in interacts(simulator)] == ["launch", "text", "text"]
+
+
+async def test_a_crashing_agent_is_told_once_per_message(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    """The runtime crashes the launch and the text turn (a debug trace, then end): the user's
+    text is still sent, and one note says so, not two; a greeting alone says it too."""
+    simulator.faults.internal_error = True
+    out = renderer()
+    await bridge.handle_message(key(), "hello there", out)
+    assert [a["type"] for a in interacts(simulator)] == ["launch", "text"]
+    assert out.events == [("notice", AGENT_ERROR_NOTE)]
+    alone = renderer()
+    await bridge.launch(key("c2"), alone)
+    assert alone.events == [("notice", AGENT_ERROR_NOTE)]
 
 
 async def test_ten_conversations_run_concurrently(bridge: Bridge, simulator: Simulator) -> None:

@@ -41,6 +41,7 @@ class Faults:
     stall_after_events: int | None = None
     stall_s: float = 0.0
     internal_error: bool = False  # `debug` "An internal error occurred." then `end`
+    internal_error_after: int = 2  # with internal_error: the traces sent before it
     non_json_data: bool = False  # a `trace` event whose data is not JSON, first in the turn
     unknown_trace: bool = False  # a trace of an unknown type, first in the turn
     malformed_lines: bool = False  # junk SSE lines and trace events of the wrong shape, first

@@ -36,7 +36,6 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 INTERNAL_ERROR_MESSAGE = "An internal error occurred."
-_TRACES_BEFORE_INTERNAL_ERROR = 2
 #: What a broken proxy or a buggy runtime might put on the wire (``malformed_lines``): a line
 #: without a colon, an unknown field, ``trace`` events whose data is JSON but not a trace
 #: object, a completion of an unknown state, and an event type nobody documented.
@@ -86,7 +85,7 @@ def decorate(traces: list[dict[str, Any]], faults: Faults) -> list[Event]:
     decorated: list[Event] = list(_with_noise(traces) if faults.noise else traces)
     if faults.internal_error:
         debug = _noise("debug", {"message": INTERNAL_ERROR_MESSAGE})
-        decorated = [*decorated[:_TRACES_BEFORE_INTERNAL_ERROR], debug]
+        decorated = [*decorated[: faults.internal_error_after], debug]
     if faults.unknown_trace:
         decorated.insert(0, _noise("x-simulator-unknown", {"note": "café 👋"}))
     if faults.non_json_data:

@@ -92,18 +92,42 @@ async def test_silence_mid_stream_ends_at_the_idle_timeout(world: DiscordWorld) 
     await second_conversation_works(w)
 
 
+async def crash_next_turns(w: DiscordWorld, *, after: int) -> int:
+    """Start the DM's conversation cleanly (a launch would crash too), then crash its turns
+    after ``after`` traces; returns how many messages the DM shows already."""
+    await w.dm("short question")
+    await wait_discord(w, DM, ANSWERS["short question"])
+    w.simulator.faults.internal_error = True
+    w.simulator.faults.internal_error_after = after
+    return len(discord_answer(w, DM))
+
+
 async def test_a_runtime_crash_before_the_answer_is_a_short_message(
     world: DiscordWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The runtime reports a crash as a debug trace, then a normal end (docs/voiceflow-api.md
-    §6): the user is told, not left with silence (a crash mid-answer: tests/test_relay.py)."""
+    §6): the user is told, not left with silence."""
     w = world
-    w.simulator.faults.internal_error = True
-    fault("voiceflow runtime crash (debug trace, then end)")
+    since = await crash_next_turns(w, after=2)  # flow, block
+    fault("voiceflow runtime crash before the answer (debug trace, then end)")
     assert content_of(events_for(w.simulator, "medium question")) == ""
     await w.dm("medium question")
-    await wait_discord(w, DM, AGENT_ERROR_NOTE)
+    await wait_discord(w, DM, AGENT_ERROR_NOTE, since=since)
     assert any("agent failed mid-turn" in r.getMessage() for r in caplog.records)
+    await second_conversation_works(w)
+
+
+async def test_a_runtime_crash_mid_answer_keeps_what_arrived_and_says_so(
+    world: DiscordWorld,
+) -> None:
+    w = world
+    full = full_answer(w.simulator, "medium question")
+    since = await crash_next_turns(w, after=CUT_AFTER)
+    fault("voiceflow runtime crash mid-answer (debug trace, then end)")
+    arrived = content_of(events_for(w.simulator, "medium question"))
+    assert arrived and full.startswith(arrived) and arrived != full
+    await w.dm("medium question")
+    assert await wait_discord_interrupted(w, DM, full, arrived, since=since) == arrived
     await second_conversation_works(w)
 
 
