@@ -437,6 +437,14 @@ async def test_output_while_the_prompt_waits_moves_the_prompt_below_it() -> None
     )
 
 
+async def test_a_typing_cue_left_by_a_turn_that_showed_nothing_goes_before_the_prompt() -> None:
+    out = io.StringIO()
+    renderer = ConsoleRenderer(out, ansi=True)
+    await renderer.show_typing()
+    renderer.prompt("\n> ")
+    assert out.getvalue() == f"{DIM}…{RESET}\r\x1b[K\n> "
+
+
 async def test_a_closed_output_pipe_ends_the_chat_quietly(environ: dict[str, str]) -> None:
     """`vf-bridge chat | head -1`: once head has gone, the chat ends with no traceback."""
     read_end, write_end = os.pipe()

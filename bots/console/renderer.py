@@ -127,7 +127,9 @@ class ConsoleRenderer:
         self.buttons: list[ButtonRef] = []
 
     def prompt(self, prompt: str) -> None:
-        """Show the input prompt (on a terminal) until :meth:`answered`."""
+        """Show the input prompt (on a terminal) until :meth:`answered`; a typing cue the
+        turn left (it showed nothing after it) goes first."""
+        self._clear_typing()
         self._out.prompt(prompt)
 
     def answered(self) -> None:
