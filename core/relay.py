@@ -53,7 +53,7 @@ ButtonSaver = Callable[[Sequence[Button]], Awaitable[list[ButtonRef]]]
 STATIC_WORD_DELAY_S = 0.02
 #: Shown where the platform refused one whole message (an image URL it rejects, a card).
 REFUSED_NOTE = "⚠️ A part of this answer could not be shown here."
-#: Shown where the agent's runtime failed before anything of its answer was on screen.
+#: Shown where the agent's runtime failed with no streamed message open to end as interrupted.
 AGENT_ERROR_NOTE = "⚠️ The agent ran into an error. Please try again."
 _WORD = re.compile(r"\S+\s*|\s+")
 
