@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import logging
 import os
@@ -169,12 +170,15 @@ async def _chat(settings: Settings) -> int:
 
 async def _run(settings: Settings) -> int:
     from core.bridge import open_bridge
+    from core.lease import lease_name, run_leased
 
-    runners = []
-    if settings.discord_enabled:
-        runners.append(_adapter("discord").run_discord)
-    if settings.slack_enabled:
-        runners.append(_adapter("slack").run_slack)
+    runners = []  # (lease, what, runner): one live process per bot token (core/lease.py)
+    if settings.discord_token is not None:
+        name = lease_name("discord", settings.discord_token)
+        runners.append((name, "Discord (DISCORD_TOKEN)", _adapter("discord").run_discord))
+    if settings.slack_bot_token is not None:
+        name = lease_name("slack", settings.slack_bot_token)
+        runners.append((name, "Slack (SLACK_BOT_TOKEN)", _adapter("slack").run_slack))
     if not runners:
         print(
             "No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat.", file=sys.stderr
@@ -183,8 +187,9 @@ async def _run(settings: Settings) -> int:
     _stop_on_signals()
     try:
         async with open_bridge(settings) as bridge, asyncio.TaskGroup() as group:
-            for runner in runners:
-                group.create_task(runner(settings, bridge))
+            for name, what, runner in runners:
+                run = functools.partial(runner, settings, bridge)
+                group.create_task(run_leased(bridge.store, name, what, run))
     except asyncio.CancelledError:  # SIGTERM / SIGINT: the bots have closed gracefully
         log.info("stopped")
     return 0

@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS inflight (
     data TEXT NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
@@ -104,6 +109,17 @@ class Store(Protocol):
     async def drop_inflight(self, platform: str, item_id: str) -> None: ...
 
     async def inflight(self, platform: str) -> list[InFlight]: ...
+
+    async def claim(
+        self, name: str, holder: str, ttl_s: float, *, take_from: str | None = None
+    ) -> str | None:
+        """Take or renew the lease ``name`` for ``ttl_s`` if it is free, expired, already
+        ``holder``'s or ``take_from``'s (one atomic step); None if taken, else who holds it."""
+        ...
+
+    async def release(self, name: str, holder: str) -> None:
+        """Let the lease go, if ``holder`` still holds it."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -211,6 +227,28 @@ class SqliteStore:
         ) as cur:
             rows = await cur.fetchall()
         return [InFlight(r[0], platform, json.loads(r[1])) for r in rows]
+
+    async def claim(
+        self, name: str, holder: str, ttl_s: float, *, take_from: str | None = None
+    ) -> str | None:
+        now = time.time()
+        async with self._db.execute(
+            "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
+            " SET holder = excluded.holder, expires = excluded.expires"
+            " WHERE leases.holder IN (excluded.holder, ?) OR leases.expires < ?",
+            (name, holder, now + ttl_s, take_from or holder, now),
+        ) as cur:
+            taken = cur.rowcount > 0
+        await self._db.commit()
+        if taken:
+            return None
+        async with self._db.execute("SELECT holder FROM leases WHERE name = ?", (name,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else ""
+
+    async def release(self, name: str, holder: str) -> None:
+        await self._db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+        await self._db.commit()
 
     async def close(self) -> None:
         await self._db.close()

@@ -34,11 +34,28 @@ redis.call('HSET', KEYS[1], 'ended', 1)
 return old
 """
 
+# A lease: taken when free (expired keys are gone), renewed by its holder, or taken from
+# ``take_from`` (ARGV[3], "" for none); returns nil when taken, else who holds it.
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if (not current) or current == ARGV[1] or current == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return false
+end
+return current
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 class RedisStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
         self._rotate = client.register_script(_ROTATE)
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
 
     @classmethod
     async def open(cls, url: str) -> RedisStore:
@@ -119,6 +136,16 @@ class RedisStore:
         items = [(json.loads(raw), str(item_id)) for item_id, raw in rows.items()]
         items.sort(key=lambda pair: pair[0]["created"])
         return [InFlight(item_id, platform, record["data"]) for record, item_id in items]
+
+    async def claim(
+        self, name: str, holder: str, ttl_s: float, *, take_from: str | None = None
+    ) -> str | None:
+        keys = [f"{PREFIX}lease:{name}"]
+        current = await self._claim(keys=keys, args=[holder, int(ttl_s * 1000), take_from or ""])
+        return None if current is None else str(current)
+
+    async def release(self, name: str, holder: str) -> None:
+        await self._release(keys=[f"{PREFIX}lease:{name}"], args=[holder])
 
     async def close(self) -> None:
         await self._redis.aclose()

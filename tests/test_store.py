@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -135,3 +136,22 @@ async def test_places_are_remembered_across_a_reopen(stores: StoreFactory) -> No
         await store.remember_place("slack|T1|C1:1.2")  # idempotent
     async with stores() as store:
         assert await store.knows_place("slack|T1|C1:1.2")
+
+
+async def test_a_lease_has_one_holder_until_released_expired_or_taken_over(
+    stores: StoreFactory,
+) -> None:
+    """Two stores on one database stand for two processes (core/lease.py)."""
+    async with stores() as a, stores() as b:
+        assert await a.claim("discord:x", "A", 30) is None
+        assert await a.claim("discord:x", "A", 30) is None  # renewed
+        assert await b.claim("discord:x", "B", 30) == "A"
+        assert await b.claim("discord:y", "B", 30) is None  # another connection
+        assert await b.claim("discord:x", "B", 30, take_from="A") is None  # A is gone
+        assert await a.claim("discord:x", "A", 30) == "B"
+        await a.release("discord:x", "A")  # not A's any more: nothing happens
+        assert await a.claim("discord:x", "A", 30) == "B"
+        await b.release("discord:x", "B")
+        assert await a.claim("discord:x", "A", 0.05) is None
+        await asyncio.sleep(0.2)
+        assert await b.claim("discord:x", "B", 30) is None  # A's lease ran out

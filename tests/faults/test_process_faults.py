@@ -10,6 +10,7 @@ down, pinned with ``chat.update`` to its journaled text plus the note.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from tests.faults.processes import (
     DISCORD_DM,
     SLACK_DM,
     STARTUP_S,
+    Child,
     ask_in_discord_dm,
     ask_in_slack_dm,
     child,
@@ -83,6 +85,44 @@ async def test_kill_9_mid_stream_on_discord_is_finalized_at_the_next_start(
             CHECKED.add(expected)
             assert await second.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
         assert "finalized 1 discord message" in "".join(second.output)
+
+
+async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_first_stops(
+    tmp_path: Path, slow_simulator: Simulator
+) -> None:
+    """A deploy that starts the new process before stopping the old one (core/lease.py): the
+    new one waits, so no event is answered twice, then connects when the old one lets go."""
+    async with FakeDiscord(limit=5, window_s=1.0) as fake:
+        env = discord_env(tmp_path, slow_simulator, fake)
+        async with child(env, tmp_path) as first:
+            await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
+            async with child(env, tmp_path) as second:
+                await said(second, "waiting to take over")
+                await fake.send_message("short question", channel_id=DISCORD_DM)
+                await fake.wait_until(lambda: answered(fake, DISCORD_DM, "short question"), 30)
+                assert fake.gateway.identify_count == 1, "the standby connected"
+                assert await first.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+                await fake.wait_until(lambda: fake.gateway.identify_count == 2, STARTUP_S)
+                await fake.send_message("second conversation", channel_id="3001", mention_bot=True)
+                await fake.wait_until(lambda: answered(fake, "3001", "second conversation"), 30)
+                assert await second.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        for channel, question in ((DISCORD_DM, "short question"), ("3001", "second conversation")):
+            answers = [m for m in fake.channel_messages(channel) if m.content == ANSWERS[question]]
+            assert len(answers) == 1, f"{question!r} answered {len(answers)} times"
+            CHECKED.add(ANSWERS[question])
+        assert "taking over from the process before" in "".join(second.output)
+
+
+async def said(process: Child, text: str, within_s: float = 30.0) -> None:
+    """Until the process's log shows ``text`` (its output is read by the test's loop)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while text not in "".join(process.output):
+        assert asyncio.get_running_loop().time() < deadline, "".join(process.output)
+        await asyncio.sleep(0.05)
+
+
+def answered(fake: FakeDiscord, channel: str, question: str) -> bool:
+    return any(m.content == ANSWERS[question] for m in fake.channel_messages(channel))
 
 
 def slack_streaming(fake: FakeSlack) -> str | None:
