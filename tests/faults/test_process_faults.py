@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from core.config import Secret
+from core.lease import RENEW_S, lease_name
 from core.simulator import Simulator
 from core.store import open_store
 from tests.e2e.discord_fixtures import CURSOR
@@ -111,6 +113,31 @@ async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_f
             assert len(answers) == 1, f"{question!r} answered {len(answers)} times"
             CHECKED.add(ANSWERS[question])
         assert "taking over from the process before" in "".join(second.output)
+
+
+async def test_a_process_whose_lease_was_taken_stops_with_one_line(
+    tmp_path: Path, slow_simulator: Simulator
+) -> None:
+    """Another process took the lease (this one stalled past its term): this one stops its
+    bot and exits 1 with one line, instead of answering beside the other."""
+    async with FakeDiscord(limit=5, window_s=1.0) as fake:
+        env = discord_env(tmp_path, slow_simulator, fake)
+        async with child(env, tmp_path) as running:
+            await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
+            async with open_store(env["STATE_URL"]) as store:
+                name = lease_name("discord", Secret(fake.token))
+                holder = await store.claim(name, "usurper", 60)
+                assert holder is not None and str(running.proc.pid) in holder
+                assert await store.claim(name, "usurper", 60, take_from=holder) is None
+            await asyncio.wait_for(running.proc.wait(), RENEW_S + 20)
+            assert await running.stop(signal.SIGTERM) == 1  # exited already: reads its output
+        output = "".join(running.output)
+        lines = [line for line in output.splitlines() if line.startswith("error:")]
+        assert lines == [
+            "error: Discord (DISCORD_TOKEN): another vf-bridge process took over this"
+            " connection; stopping here"
+        ], output
+        assert "Traceback" not in output
 
 
 async def said(process: Child, text: str, within_s: float = 30.0) -> None:
