@@ -229,7 +229,7 @@ class Bridge:
             result = None
             if fresh and launch_first:
                 result = await self._run(  # one note if both crash, not two
-                    key, user_id, LAUNCH, renderer, author=author, quiet=action is not None
+                    key, user_id, LAUNCH, renderer, author=author, tell_agent_error=action is None
                 )
                 if result.error is not None:  # not launched: the next message launches again
                     await self._store.set_ended(key.id, True)
@@ -246,7 +246,7 @@ class Bridge:
         renderer: Renderer,
         *,
         author: str,
-        quiet: bool = False,
+        tell_agent_error: bool = True,
     ) -> TurnResult:
         stop_id = secrets.token_hex(6)
         relay = TurnRelay(
@@ -254,7 +254,7 @@ class Bridge:
             lambda buttons: self._save_buttons(key, buttons),
             stop_id=stop_id,
             stream_static_text=self._settings.stream_static_text,
-            tell_agent_error=not quiet,
+            tell_agent_error=tell_agent_error,
         )
         self._relays[stop_id] = (relay, author)
         self.turns_started += 1

@@ -29,8 +29,8 @@ DEFAULT_VOICEFLOW_IDLE_TIMEOUT_S = 60.0
 _VOICEFLOW_KEY = re.compile(r"^VF\.DM\.[!-\-/-~]+\.[!-\-/-~]+$")  # printable ASCII but "."
 # The project id goes into the request path: anything without a separator or whitespace.
 _PROJECT_ID = re.compile(r"^[^\s/?#%]+$")
-_ALIASES = ("production", "development")
-_ENVIRONMENT = re.compile(r"^(production|development|[0-9a-fA-F]{24})$")
+_ENVIRONMENT_ALIASES = ("production", "development")
+_ENVIRONMENT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 _BAD_ADDRESS = "must have a valid host and a port in 0-65535"
 _USERINFO = re.compile(r"(?<=//)[^/\s]*@")  # up to the last @ before the path, as urlsplit
 
@@ -215,9 +215,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if project is not None and not _PROJECT_ID.match(project):
         r.fail("VOICEFLOW_PROJECT_ID", "must be the project id from Agent Settings, no / or spaces")
     environment = r.text("VOICEFLOW_ENVIRONMENT", "production") or "production"
-    if environment.lower() in _ALIASES:  # "Production" as typed from the Voiceflow UI
+    if environment.lower() in _ENVIRONMENT_ALIASES:  # "Production", as the Voiceflow UI shows
         environment = environment.lower()
-    if not _ENVIRONMENT.match(environment):
+    elif not _ENVIRONMENT_ID.match(environment):
         r.fail(
             "VOICEFLOW_ENVIRONMENT",
             f"must be production, development or a 24-hex environment id, got {environment!r}",

@@ -57,21 +57,24 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def _host_and_pid(holder: str) -> tuple[str, str]:
+    host, _, rest = holder.partition(":")
+    return host, rest.partition(":")[0]
+
+
 def _is_gone(holder: str) -> bool:
     """Whether ``holder`` is a process of this host that no longer runs."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    host, pid = _host_and_pid(holder)
+    if host != socket.gethostname() or not pid.isdigit():
         return False
-    pid = int(pid_text)
-    if pid == os.getpid():
+    if int(pid) == os.getpid():
         return True  # this pid's earlier run (a container restarted): not us, we just came
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except PermissionError:
-        return False
+    except PermissionError:  # alive, another user's
+        pass
     return False
 
 
@@ -84,13 +87,11 @@ async def _acquire(store: Store, name: str, me: str, what: str) -> None:
                 return
             continue
         if not told:
-            host, _, rest = current.partition(":")
             log.warning(
                 "%s: another vf-bridge process (host %s, pid %s) is connected; waiting to take"
                 " over when it stops",
                 what,
-                host,
-                rest.partition(":")[0],
+                *_host_and_pid(current),
             )
             told = True
         await asyncio.sleep(POLL_S)

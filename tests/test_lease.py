@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,13 +39,24 @@ async def test_a_standby_waits_for_the_holder_and_takes_over_when_it_lets_go(
     first, second = two
     other = f"elsewhere:{1234}:cafe"  # a process of another host: alive as far as we know
     assert await first.claim(NAME, other, 30) is None
-    running = asyncio.Event()
+    running, asked_again = asyncio.Event(), asyncio.Event()
+    claims = 0
+    claim = second.claim
+
+    async def counted_claim(*args: Any, **kwargs: Any) -> str | None:
+        nonlocal claims
+        claims += 1
+        if claims == 2:
+            asked_again.set()
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(second, "claim", counted_claim)
 
     async def run() -> None:
         running.set()
 
     standby = asyncio.create_task(run_leased(second, NAME, "Discord", run))
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(asked_again.wait(), 5)  # it was refused once and waited
     assert not running.is_set()
     assert "another vf-bridge process (host elsewhere, pid 1234)" in caplog.text
     await first.release(NAME, other)

@@ -36,12 +36,14 @@ class Child:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.output: list[str] = []
+        self.wrote = asyncio.Event()  # set at each line of output (clear it to wait for more)
         assert proc.stderr is not None
         self._drain = asyncio.create_task(self._read(proc.stderr))
 
     async def _read(self, stream: asyncio.StreamReader) -> None:
         async for line in stream:
             self.output.append(line.decode(errors="replace"))
+            self.wrote.set()
 
     async def stop(self, sig: int) -> int:
         with contextlib.suppress(ProcessLookupError):

@@ -142,10 +142,16 @@ async def test_a_process_whose_lease_was_taken_stops_with_one_line(
 
 async def said(process: Child, text: str, within_s: float = 30.0) -> None:
     """Until the process's log shows ``text`` (its output is read by the test's loop)."""
-    deadline = asyncio.get_running_loop().time() + within_s
-    while text not in "".join(process.output):
-        assert asyncio.get_running_loop().time() < deadline, "".join(process.output)
-        await asyncio.sleep(0.05)
+
+    async def written() -> None:
+        while text not in "".join(process.output):
+            process.wrote.clear()
+            await process.wrote.wait()
+
+    try:
+        await asyncio.wait_for(written(), within_s)
+    except TimeoutError:
+        raise AssertionError("".join(process.output)) from None
 
 
 def answered(fake: FakeDiscord, channel: str, question: str) -> bool:
