@@ -4,7 +4,8 @@ Adapters call :class:`Bridge` with a :class:`ConversationKey` and a renderer for
 conversation lives in. The bridge maps the key to a Voiceflow ``userID`` (with a generation,
 SPEC §4), launches new or ended conversations first, runs turns one at a time per
 conversation and concurrently across conversations, keeps per-conversation no-reply timers,
-and resolves stored buttons and stop controls.
+resolves stored buttons and stop controls, and offers a Retry button under a turn the agent's
+side broke.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 
 from core.admission import Admission
 from core.config import Settings
-from core.platform import ButtonRef, Renderer
+from core.errors import PlatformError
+from core.platform import ButtonRef, Outcome, Renderer
 from core.relay import TurnRelay, TurnResult
 from core.store import Store, open_store
 from core.traces import Button
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 MAX_USER_ID_CHARS = 128
 LAUNCH: dict[str, Any] = {"type": "launch"}
 NO_REPLY: dict[str, Any] = {"type": "no-reply"}
+#: The button offered under an answer the agent's side broke (TurnResult.retryable): it sends
+#: the user's request again, as a click on any button would.
+RETRY_LABEL = "↻ Retry"
 
 
 class StopResult(enum.Enum):
@@ -133,7 +138,9 @@ class Bridge:
                 await renderer.send_notice(verdict.reply)
             return
         payload = {"type": "text", "payload": verdict.text}
-        await self._turn(key, payload, renderer, launch_first=True, author=author or key.user)
+        await self._turn(
+            key, payload, renderer, launch_first=True, author=author or key.user, retry=True
+        )
 
     async def launch(self, key: ConversationKey, renderer: Renderer) -> None:
         """Start the conversation if it is new or ended (a greeting without user text)."""
@@ -153,7 +160,9 @@ class Bridge:
         conversation has ended since the button was shown, as any next message would).
         ``author``: who clicked (the one who may stop the answer)."""
         request = pressed.button.request
-        await self._turn(pressed.key, request, renderer, launch_first=True, author=author)
+        await self._turn(
+            pressed.key, request, renderer, launch_first=True, author=author, retry=True
+        )
 
     async def reset(self, key: ConversationKey) -> None:
         """New Voiceflow userID for the conversation; the old state is deleted (best effort)."""
@@ -216,7 +225,11 @@ class Bridge:
         *,
         launch_first: bool,
         author: str = "",
+        retry: bool = False,
     ) -> None:
+        """Run ``action`` (after ``launch`` when the conversation is new and ``launch_first``).
+        ``retry``: the action is the user's own (a message, a click), so a turn the agent's side
+        broke ends with a Retry button that sends it again."""
         self._cancel_no_reply(key.id)
         async with self._lock(key):
             # A turn that ran while this one waited may have armed a timer: input cancels it.
@@ -237,6 +250,8 @@ class Bridge:
                 result = await self._run(key, user_id, action, renderer, author=author)
             if result is not None:
                 await self._after(key, result, renderer)
+            if retry and action is not None and result is not None and _broken(result):
+                await self._offer_retry(key, action, renderer)
 
     async def _run(
         self,
@@ -282,6 +297,15 @@ class Bridge:
                 name=f"no-reply {key.id}",
             )
 
+    async def _offer_retry(
+        self, key: ConversationKey, action: dict[str, Any], renderer: Renderer
+    ) -> None:
+        refs = await self._save_buttons(key, [Button(RETRY_LABEL, action)])
+        try:
+            await renderer.send_buttons(refs)
+        except PlatformError as exc:  # the answer's own note said what happened already
+            log.warning("could not offer a Retry button: %s", exc)
+
     async def _no_reply_after(self, key: ConversationKey, timeout_s: float, r: Renderer) -> None:
         await asyncio.sleep(timeout_s)
         self._no_reply.pop(key.id, None)  # from here on user input no longer cancels it
@@ -310,6 +334,11 @@ class Bridge:
         if refs:
             await self._store.save_buttons(key.id, [(r.id, r.button) for r in refs])
         return refs
+
+
+def _broken(result: TurnResult) -> bool:
+    """Whether the agent's side broke the turn (not the user's stop, not a refusal)."""
+    return result.retryable and result.outcome is not Outcome.STOPPED
 
 
 def _parse_key(key_id: str) -> ConversationKey:

@@ -26,6 +26,7 @@ from core.errors import (
     PlatformPermissionError,
     StreamInterruptedError,
     VoiceflowError,
+    VoiceflowUnavailableError,
 )
 from core.platform import ButtonRef, Outcome, Renderer, StreamedMessage
 from core.traces import (
@@ -65,6 +66,9 @@ class TurnResult:
     outcome: Outcome = Outcome.COMPLETE
     error: VoiceflowError | None = None
     shown_output: bool = False
+    #: The agent's side failed (a broken stream, a crash, unavailable): the same request may
+    #: well succeed if sent again — the bridge offers a Retry button.
+    retryable: bool = False
 
 
 class TurnRelay:
@@ -129,10 +133,12 @@ class TurnRelay:
             log.warning("voiceflow stream interrupted: %s", exc)
             self.result.outcome = Outcome.INTERRUPTED
             self.result.error = exc
+            self.result.retryable = True
             await self._close_stream(Outcome.INTERRUPTED, notice_if_none=True)
         elif isinstance(exc, VoiceflowError):
             log.error("voiceflow refused the turn: %s", exc)
             self.result.error = exc
+            self.result.retryable = isinstance(exc, VoiceflowUnavailableError)
             await self._close_stream(Outcome.INTERRUPTED)
             await self._renderer.send_notice(exc.user_message)
         else:
@@ -181,6 +187,7 @@ class TurnRelay:
             case AgentError(message=message):  # the answer so far ends as cut short
                 log.warning("the agent failed mid-turn: %s", message)
                 self.result.outcome = Outcome.INTERRUPTED
+                self.result.retryable = True
                 if self._stream is not None:
                     await self._close_stream(Outcome.INTERRUPTED)
                 elif self._tell_agent_error:

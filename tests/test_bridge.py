@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from core.admission import EMPTY
-from core.bridge import Bridge, ConversationKey, StopResult
+from core.bridge import RETRY_LABEL, Bridge, ConversationKey, StopResult
 from core.config import Secret, Settings
-from core.platform import Outcome
+from core.platform import ButtonRef, Outcome
 from core.relay import AGENT_ERROR_NOTE
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_PROJECT_ID, Simulator
 from core.simulator.server import ENDED_TEXT
@@ -80,10 +80,68 @@ async def test_a_crashing_agent_is_told_once_per_message(
     out = renderer()
     await bridge.handle_message(key(), "hello there", out)
     assert [a["type"] for a in interacts(simulator)] == ["launch", "text"]
-    assert out.events == [("notice", AGENT_ERROR_NOTE)]
+    assert [kind for kind, _ in out.events] == ["notice", "buttons"]
+    assert out.events[0] == ("notice", AGENT_ERROR_NOTE)
+    assert retry_request(out) == {"type": "text", "payload": "hello there"}
     alone = renderer()
     await bridge.launch(key("c2"), alone)
-    assert alone.events == [("notice", AGENT_ERROR_NOTE)]
+    assert alone.events == [("notice", AGENT_ERROR_NOTE)]  # a greeting: mention the bot again
+
+
+def retries(out: RecordingRenderer) -> list[ButtonRef]:
+    """The Retry buttons the renderer was shown."""
+    sets = [v for k, v in out.events if k == "buttons"]
+    return [r for refs in sets for r in refs if r.button.name == RETRY_LABEL]  # type: ignore[attr-defined]
+
+
+def last_buttons(out: RecordingRenderer) -> list[ButtonRef]:
+    """The button set the renderer was last shown."""
+    refs = [v for k, v in out.events if k == "buttons"][-1]
+    assert isinstance(refs, list)
+    return refs
+
+
+def retry_request(out: RecordingRenderer) -> dict[str, object]:
+    """The request of the Retry button the renderer was last shown."""
+    refs = last_buttons(out)
+    assert len(refs) == 1 and refs[0].button.name == RETRY_LABEL
+    request: dict[str, object] = refs[0].button.request
+    return request
+
+
+async def test_a_broken_answer_offers_a_retry_that_asks_again(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    """The stream breaks mid-answer: the text stays, a Retry button follows, and its click
+    sends the user's text again — which now gets the whole answer, and no second Retry."""
+    out = renderer()
+    await bridge.handle_message(key(), "hi", out)
+    simulator.faults.close_after_events = 6
+    await bridge.handle_message(key(), "long", out)
+    assert out.events[-1][0] == "buttons"
+    assert retry_request(out) == {"type": "text", "payload": "long"}
+    assert out.platform.visible()[-1].endswith(Outcome.INTERRUPTED.note)
+    simulator.faults.close_after_events = None
+    pressed = await bridge.lookup_button(last_buttons(out)[0].id)
+    assert pressed is not None and pressed.key == key()
+    shown = len(out.events)
+    await bridge.handle_button(pressed, out)
+    assert interacts(simulator)[-1] == {"type": "text", "payload": "long"}
+    assert "buttons" not in [kind for kind, _ in out.events[shown:]]
+    assert not out.platform.visible()[-1].endswith(Outcome.INTERRUPTED.note)
+
+
+@pytest.mark.parametrize("status", [401, 404, 400])
+async def test_a_refused_request_offers_no_retry(
+    bridge: Bridge, simulator: Simulator, status: int
+) -> None:
+    """Sending it again would be refused again: the notice says what is wrong, no button."""
+    out = renderer()
+    await bridge.handle_message(key(), "hi", out)
+    simulator.faults.fail_next(status)
+    await bridge.handle_message(key(), "again", out)
+    assert out.events[-1][0] == "notice"
+    assert not retries(out)
 
 
 async def test_ten_conversations_run_concurrently(bridge: Bridge, simulator: Simulator) -> None:
@@ -127,6 +185,7 @@ async def test_stop_closes_the_upstream_request(bridge: Bridge, simulator: Simul
     await turn
     assert out.platform.visible()[-1].endswith(Outcome.STOPPED.note)
     assert bridge.stop(str(stop_id)) is StopResult.NOT_RUNNING
+    assert not retries(out)  # the user stopped it: nothing to retry
 
 
 async def test_only_the_asker_or_an_override_stops_a_turn(
@@ -186,14 +245,16 @@ async def test_a_launch_that_failed_is_sent_again_with_the_next_message(
 async def test_buttons_send_their_request_verbatim(bridge: Bridge, simulator: Simulator) -> None:
     out = renderer()
     await bridge.handle_message(key(), "buttons", out)
-    refs = [v for k, v in out.events if k == "buttons"][-1]
-    assert isinstance(refs, list)
+    refs = last_buttons(out)
     ref = next(r for r in refs if r.button.url is None)
     pressed = await bridge.lookup_button(ref.id)
     assert pressed is not None and pressed.key == key()
     await bridge.handle_button(pressed, out)
     assert interacts(simulator)[-1] == ref.button.request
     assert await bridge.lookup_button("unknown") is None
+    simulator.faults.internal_error = True  # a click the agent crashes on offers it again
+    await bridge.handle_button(pressed, out)
+    assert retry_request(out) == ref.button.request
 
 
 async def test_no_reply_timer_sends_no_reply(bridge: Bridge, simulator: Simulator) -> None:
@@ -255,8 +316,7 @@ async def test_a_button_clicked_after_the_end_launches_first(
 ) -> None:
     out = renderer()
     await bridge.handle_message(key(), "buttons", out)
-    refs = [v for k, v in out.events if k == "buttons"][-1]
-    assert isinstance(refs, list)
+    refs = last_buttons(out)
     ref = next(r for r in refs if r.button.url is None)
     await bridge.handle_message(key(), "end", out)
     pressed = await bridge.lookup_button(ref.id)

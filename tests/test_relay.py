@@ -12,6 +12,7 @@ from core.errors import (
     PlatformPermissionError,
     StreamInterruptedError,
     VoiceflowAuthError,
+    VoiceflowUnavailableError,
 )
 from core.platform import ButtonRef, Outcome
 from core.relay import AGENT_ERROR_NOTE, REFUSED_NOTE, TurnRelay
@@ -94,7 +95,7 @@ async def test_a_broken_stream_keeps_the_text_and_says_so() -> None:
     renderer = RecordingRenderer(Platform(window_s=0.5))
     traces = completion("Kept text")[:-1]
     result = await relay(renderer).run(script(*traces, error=StreamInterruptedError("eof")))
-    assert result.outcome is Outcome.INTERRUPTED
+    assert result.outcome is Outcome.INTERRUPTED and result.retryable
     assert renderer.platform.visible() == [f"Kept text\n\n{Outcome.INTERRUPTED.note}"]
 
 
@@ -104,7 +105,7 @@ async def test_an_agent_failure_mid_answer_ends_it_as_interrupted() -> None:
     crash = AgentError("An internal error occurred.")
     traces = [*completion("Kept text")[:-1], crash, End()]
     result = await relay(renderer).run(script(*traces))
-    assert result.outcome is Outcome.INTERRUPTED and result.ended
+    assert result.outcome is Outcome.INTERRUPTED and result.ended and result.retryable
     assert renderer.platform.visible() == [f"Kept text\n\n{Outcome.INTERRUPTED.note}"]
     assert ("notice", AGENT_ERROR_NOTE) not in renderer.events
 
@@ -121,6 +122,14 @@ async def test_refusal_before_output_becomes_a_notice() -> None:
     result = await relay(renderer).run(script(error=VoiceflowAuthError("401")))
     assert ("notice", VoiceflowAuthError.user_message) in renderer.events
     assert isinstance(result.error, VoiceflowAuthError)
+    assert not result.retryable  # sending it again would be refused again
+
+
+async def test_an_unavailable_agent_is_worth_a_retry() -> None:
+    renderer = RecordingRenderer(Platform(window_s=0.5))
+    result = await relay(renderer).run(script(error=VoiceflowUnavailableError("503")))
+    assert ("notice", VoiceflowUnavailableError.user_message) in renderer.events
+    assert result.retryable
 
 
 async def test_stop_closes_the_upstream_and_finalizes_as_stopped() -> None:
@@ -144,7 +153,7 @@ async def test_stop_closes_the_upstream_and_finalizes_as_stopped() -> None:
     turn.stop()
     result = await task
     assert closed.is_set()
-    assert result.outcome is Outcome.STOPPED
+    assert result.outcome is Outcome.STOPPED and not result.retryable
     assert renderer.platform.visible() == [f"Some words \n\n{Outcome.STOPPED.note}"]
 
 

@@ -151,6 +151,29 @@ class DiscordWorld:
         await self._stack.aclose()
 
 
+def buttons_of(message: FakeMessage) -> list[dict[str, Any]]:
+    return [item for row in message.components for item in row["components"]]
+
+
+async def wait_for_buttons(world: DiscordWorld, channel_id: str, label: str) -> FakeMessage:
+    """Until the bot shows a message with a button ``label``; that message."""
+
+    def find() -> FakeMessage | None:
+        for message in world.bot_messages(channel_id):
+            if any(b.get("label") == label for b in buttons_of(message)):
+                return message
+        return None
+
+    await world.fake.wait_until(lambda: find() is not None, 15)
+    found = find()
+    assert found is not None
+    return found
+
+
+def custom_id(message: FakeMessage, label: str) -> str:
+    return str(next(b["custom_id"] for b in buttons_of(message) if b.get("label") == label))
+
+
 def fits_the_bucket(times: list[float], limit: int, window_s: float) -> bool:
     """Whether requests arriving at ``times`` stay inside the fake's fixed windows.
 

@@ -9,17 +9,20 @@ from core.simulator import DefaultAgent
 from core.simulator.agent import ScriptedAgent, carousel, choice, completion, path_button
 from core.simulator.content import label_answer
 from tests.e2e import discord_fixtures
-from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory, expected_answer
+from tests.e2e.discord_fixtures import (
+    DiscordWorld,
+    WorldFactory,
+    buttons_of,
+    custom_id,
+    expected_answer,
+    wait_for_buttons,
+)
 from tests.fakes.discord import FakeMessage
 
 discord_world = discord_fixtures.discord_world
 discord_world_factory = discord_fixtures.discord_world_factory
 
 FLAG_EPHEMERAL = 1 << 6
-
-
-def buttons_of(message: FakeMessage) -> list[dict[str, Any]]:
-    return [item for row in message.components for item in row["components"]]
 
 
 def agent_button(keyword: str, label: str) -> dict[str, Any]:
@@ -30,23 +33,6 @@ def agent_button(keyword: str, label: str) -> dict[str, Any]:
                 request: dict[str, Any] = button["request"]
                 return request
     raise AssertionError(f"no button {label!r}")
-
-
-async def wait_for_buttons(world: DiscordWorld, channel_id: str, label: str) -> FakeMessage:
-    def find() -> FakeMessage | None:
-        for message in world.bot_messages(channel_id):
-            if any(b.get("label") == label for b in buttons_of(message)):
-                return message
-        return None
-
-    await world.fake.wait_until(lambda: find() is not None, 15)
-    found = find()
-    assert found is not None
-    return found
-
-
-def custom_id(message: FakeMessage, label: str) -> str:
-    return str(next(b["custom_id"] for b in buttons_of(message) if b.get("label") == label))
 
 
 async def click_and_check(world: DiscordWorld, message: FakeMessage, channel_id: str) -> None:

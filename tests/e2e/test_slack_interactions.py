@@ -14,6 +14,7 @@ from bots.slack import check_slack, neutralize_broadcasts
 from bots.slack.bot import NOT_YOUR_BUTTONS, NOT_YOUR_STOP
 from bots.slack.mentions import ZWJ
 from core.admission import EMPTY, TOO_FAST
+from core.bridge import RETRY_LABEL
 from core.config import Secret
 from core.relay import AGENT_ERROR_NOTE
 from core.simulator import DefaultAgent, ScriptedAgent
@@ -494,15 +495,25 @@ async def test_a_runtime_crash_of_the_agent_is_told_in_the_conversation(
     slack_world: SlackWorld,
 ) -> None:
     """A debug "An internal error occurred." then end (docs/voiceflow-api.md §6) before any
-    answer: the user reads that the agent failed instead of getting nothing."""
+    answer: the user reads that the agent failed instead of getting nothing, with a Retry
+    button under it that asks again once the agent works."""
     w = slack_world
     await w.dm("hello there")
     await w.wait_answer(DM, None, ANSWERS["hello there"])
     before = len(w.answer_messages(DM, None))
     w.simulator.faults.internal_error = True
-    await w.dm("anything")
+    await w.dm("tell me more")
     await w.fake.wait_until(
-        lambda: any(AGENT_ERROR_NOTE in m.visible_text for m in w.answer_messages(DM, None)), 15
+        lambda: any(RETRY_LABEL in m.visible_text for m in w.answer_messages(DM, None)), 15
     )
     await w.bot.drain()
-    assert [m.visible_text for m in w.answer_messages(DM, None)[before:]] == [AGENT_ERROR_NOTE]
+    shown = w.answer_messages(DM, None)[before:]
+    assert [m.visible_text for m in shown] == [AGENT_ERROR_NOTE, RETRY_LABEL]
+    w.simulator.faults.internal_error = False
+    await w.click(shown[1], action_ids(shown[1])[0])
+    await w.fake.wait_until(lambda: w.answer_text(DM, None).endswith(ANSWERS["tell me more"]), 15)
+    await w.bot.drain()
+    assert w.answer_text(DM, None).count(ANSWERS["tell me more"]) == 1
+    assert w.simulator.requests[-1].json["action"] == {"type": "text", "payload": "tell me more"}
+    assert not action_ids(w.fake.messages[(DM, shown[1].ts)]), "the Retry was not disabled"
+    await w.assert_acked_in_time()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from core.bridge import RETRY_LABEL
 from core.errors import (
     VoiceflowAuthError,
     VoiceflowNotFoundError,
@@ -20,7 +21,13 @@ from core.errors import (
 from core.relay import AGENT_ERROR_NOTE
 from core.simulator import Faults
 from tests.e2e import discord_fixtures
-from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory
+from tests.e2e.discord_fixtures import (
+    DiscordWorld,
+    WorldFactory,
+    buttons_of,
+    custom_id,
+    wait_for_buttons,
+)
 from tests.faults.invariants import (
     ANSWERS,
     content_of,
@@ -79,6 +86,30 @@ async def test_a_stream_cut_mid_answer_keeps_what_arrived_and_says_so(
     await second_conversation_works(w)
 
 
+async def test_retry_under_a_cut_answer_asks_again_and_gets_it_whole(world: DiscordWorld) -> None:
+    """A Retry button follows the interrupted answer; clicked once Voiceflow is healthy again,
+    it sends the question again and the whole answer appears once, with no second Retry."""
+    w = world
+    w.simulator.faults.close_after_events = CUT_AFTER
+    fault("voiceflow EOF without end, then the user clicks Retry")
+    full = full_answer(w.simulator, "medium question")
+    await w.dm("medium question")
+    await wait_discord_interrupted(
+        w, DM, full, content_of(events_for(w.simulator, "medium question")[:CUT_AFTER])
+    )
+    retry = await wait_for_buttons(w, DM, RETRY_LABEL)
+    assert retry.content == ""  # a button under the answer, no text of its own
+    w.simulator.faults = Faults()
+    since = len(discord_answer(w, DM))
+    await w.fake.click(retry.id, custom_id(retry, RETRY_LABEL))
+    await wait_discord(w, DM, full, since=since)
+    assert w.voiceflow_actions()[-1] == {"type": "text", "payload": "medium question"}
+    assert retry.content.endswith(f"chose *{RETRY_LABEL}*")
+    assert all(b.get("disabled") for b in buttons_of(retry))
+    later = [b for m in discord_answer(w, DM, since) for b in buttons_of(m)]
+    assert not any(b.get("label") == RETRY_LABEL for b in later)
+
+
 async def test_silence_mid_stream_ends_at_the_idle_timeout(world: DiscordWorld) -> None:
     w = world
     w.simulator.faults.stall_after_events = CUT_AFTER
@@ -114,6 +145,7 @@ async def test_a_runtime_crash_before_the_answer_is_a_short_message(
     await w.dm("medium question")
     await wait_discord(w, DM, AGENT_ERROR_NOTE, since=since)
     assert any("agent failed mid-turn" in r.getMessage() for r in caplog.records)
+    await wait_for_buttons(w, DM, RETRY_LABEL)
     await second_conversation_works(w)
 
 
