@@ -40,6 +40,8 @@ NO_REPLY: dict[str, Any] = {"type": "no-reply"}
 #: The button offered under an answer the agent's side broke (TurnResult.retryable): it sends
 #: the user's request again, as a click on any button would.
 RETRY_LABEL = "↻ Retry"
+#: Deleted messages remembered, in case a deletion overtakes the start of its message's turn.
+WITHDRAWN_MEMORY = 4096
 
 
 class StopResult(enum.Enum):
@@ -108,6 +110,10 @@ class Bridge:
         #: wait for it: dropped when none does, so idle conversations cost no memory.
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._relays: dict[str, tuple[TurnRelay, str]] = {}  # stop id -> relay, author
+        #: Messages whose turns wait or run (their ``origin``) and their relays; the latest
+        #: messages withdrawn (a deletion may overtake the turn's start).
+        self._origins: dict[str, set[TurnRelay]] = {}
+        self._withdrawn: dict[str, None] = {}
         self._no_reply: dict[str, asyncio.Task[None]] = {}
         self._timer_turns: dict[asyncio.Task[None], str] = {}  # no-reply turns: their platform
         self._admission = Admission(settings.user_rate_limit_per_minute)
@@ -119,19 +125,56 @@ class Bridge:
 
     # -- turns ---------------------------------------------------------------------------
     async def handle_message(
-        self, key: ConversationKey, text: str, renderer: Renderer, *, author: str = ""
+        self,
+        key: ConversationKey,
+        text: str,
+        renderer: Renderer,
+        *,
+        author: str = "",
+        origin: str = "",
     ) -> None:
         """Run the user's text as a turn (after ``launch`` if the conversation is new/ended).
 
         ``author`` (default: the key's user) is who the per-user rate limit counts. Refused
         input (too fast, too long, empty) gets a notice and never reaches Voiceflow — except
         that a bare mention opening a new (or ended) conversation launches it: a greeting.
+        ``origin`` names the user's message, for :meth:`withdraw`.
         """
+        if not origin:
+            await self._handle_message(key, text, renderer, author)
+            return
+        if origin in self._withdrawn:
+            return  # deleted before its turn began
+        self._origins[origin] = set()
+        try:
+            await self._handle_message(key, text, renderer, author, origin)
+        finally:
+            del self._origins[origin]
+
+    def withdraw(self, origin: str) -> bool:
+        """The user deleted the message ``origin``: its turn stops (a message it opened ends
+        as stopped; none is posted otherwise) or, not begun yet, never runs. Any deleted
+        message may be reported (the latest :data:`WITHDRAWN_MEMORY` are remembered); True if
+        a turn of it was waiting or running."""
+        self._withdrawn[origin] = None
+        if len(self._withdrawn) > WITHDRAWN_MEMORY:
+            del self._withdrawn[next(iter(self._withdrawn))]
+        relays = self._origins.get(origin)
+        if relays is None:
+            return False
+        for relay in relays:
+            relay.stop(quiet=True)
+        log.info("a question was deleted: its turn stops")
+        return True
+
+    async def _handle_message(
+        self, key: ConversationKey, text: str, renderer: Renderer, author: str, origin: str = ""
+    ) -> None:
         self._cancel_no_reply(key.id)  # any user input, even input refused below (SPEC §4)
         who = f"{key.platform}|{key.workspace}|{author or key.user or key.place}"
         verdict = self._admission.check(who, text)
         if verdict.empty and await self._is_new(key):
-            await self.launch(key, renderer)
+            await self._turn(key, None, renderer, launch_first=True, origin=origin)
             return
         if verdict.text is None:
             if verdict.reply is not None:
@@ -139,7 +182,13 @@ class Bridge:
             return
         payload = {"type": "text", "payload": verdict.text}
         await self._turn(
-            key, payload, renderer, launch_first=True, author=author or key.user, retry=True
+            key,
+            payload,
+            renderer,
+            launch_first=True,
+            author=author or key.user,
+            retry=True,
+            origin=origin,
         )
 
     async def launch(self, key: ConversationKey, renderer: Renderer) -> None:
@@ -226,10 +275,12 @@ class Bridge:
         launch_first: bool,
         author: str = "",
         retry: bool = False,
+        origin: str = "",
     ) -> None:
         """Run ``action`` (after ``launch`` when the conversation is new and ``launch_first``).
         ``retry``: the action is the user's own (a message, a click), so a turn the agent's side
-        broke ends with a Retry button that sends it again."""
+        broke ends with a Retry button that sends it again. ``origin``: the user's message,
+        whose withdrawal skips what has not started."""
         self._cancel_no_reply(key.id)
         async with self._lock(key):
             # A turn that ran while this one waited may have armed a timer: input cancels it.
@@ -240,14 +291,24 @@ class Bridge:
                 self._begun_here.add(key.id)
             user_id = key.user_id(conversation.generation)
             result = None
-            if fresh and launch_first:
+            if fresh and launch_first and origin not in self._withdrawn:
                 result = await self._run(  # one note if both crash, not two
-                    key, user_id, LAUNCH, renderer, author=author, tell_agent_error=action is None
+                    key,
+                    user_id,
+                    LAUNCH,
+                    renderer,
+                    author=author,
+                    tell_agent_error=action is None,
+                    origin=origin,
                 )
                 if result.error is not None:  # not launched: the next message launches again
                     await self._store.set_ended(key.id, True)
-            if action is not None and not (result and (result.error or result.ended)):
-                result = await self._run(key, user_id, action, renderer, author=author)
+            asked = action is not None and origin not in self._withdrawn
+            if asked and not (result and (result.error or result.ended)):
+                assert action is not None
+                result = await self._run(
+                    key, user_id, action, renderer, author=author, origin=origin
+                )
             if result is not None:
                 await self._after(key, result, renderer)
             if retry and action is not None and result is not None and _broken(result):
@@ -262,6 +323,7 @@ class Bridge:
         *,
         author: str,
         tell_agent_error: bool = True,
+        origin: str = "",
     ) -> TurnResult:
         stop_id = secrets.token_hex(6)
         relay = TurnRelay(
@@ -272,12 +334,15 @@ class Bridge:
             tell_agent_error=tell_agent_error,
         )
         self._relays[stop_id] = (relay, author)
+        relays = self._origins.get(origin, set())
+        relays.add(relay)
         self.turns_started += 1
         started = time.monotonic()
         try:
             result = await relay.run(self._client.interact(user_id, action))
         finally:
             del self._relays[stop_id]
+            relays.discard(relay)
         log.info(
             "turn %s action=%s outcome=%s in %.2fs",
             key.id,

@@ -93,11 +93,14 @@ class TurnRelay:
         self._inbox: asyncio.Queue[Trace | None] = asyncio.Queue()
         self._typing: asyncio.Task[None] | None = None
         self._stopped = False
+        self._quiet = False
         self.result = TurnResult()
 
-    def stop(self) -> None:
-        """Cancel the Voiceflow request; the open message ends as stopped."""
+    def stop(self, *, quiet: bool = False) -> None:
+        """Cancel the Voiceflow request; the open message ends as stopped. ``quiet``: with
+        no message open, say nothing (the question was withdrawn: nobody waits for a note)."""
         self._stopped = True
+        self._quiet = self._quiet or quiet
         if self._reader is not None:
             self._reader.cancel()
 
@@ -125,7 +128,7 @@ class TurnRelay:
         if exc is None and reader.cancelled():
             noted = self.result.outcome is Outcome.STOPPED  # fake-streamed text ended so already
             self.result.outcome = Outcome.STOPPED if self._stopped else Outcome.INTERRUPTED
-            notice = self._stopped and not noted
+            notice = self._stopped and not noted and not self._quiet
             await self._close_stream(self.result.outcome, notice_if_none=notice)
         elif exc is None:
             await self._close_stream(Outcome.COMPLETE)

@@ -188,6 +188,29 @@ async def test_stop_closes_the_upstream_request(bridge: Bridge, simulator: Simul
     assert not retries(out)  # the user stopped it: nothing to retry
 
 
+async def test_a_withdrawn_question_never_runs_or_stops_quietly(
+    bridge: Bridge, simulator: Simulator
+) -> None:
+    """A deleted message (``withdraw``): reported before its turn began, the turn never runs;
+    while it runs, Voiceflow's request closes and, with no answer shown yet, nothing is posted."""
+    out = renderer()
+    await bridge.handle_message(key(), "hi", out)
+    assert bridge.withdraw("m0") is False  # no turn of it yet: remembered all the same
+    await bridge.handle_message(key(), "never", out, origin="m0")
+    shown = len(out.events)
+    asked = len(simulator.requests)
+    running = asyncio.create_task(bridge.handle_message(key(), "long", out, origin="m1"))
+    await simulator.wait_for_requests(asked + 1)  # its Voiceflow request is open
+    assert bridge.withdraw("m1") is True
+    await asyncio.wait_for(simulator.wait_for_disconnects(1), 5)
+    await running
+    assert [a.get("payload") for a in interacts(simulator)[1:]] == ["hi", "long"]
+    assert not [e for e in out.events[shown:] if e[0] in ("notice", "text", "buttons")]
+    if "stream" in [kind for kind, _ in out.events[shown:]]:  # it had opened its answer
+        assert out.platform.visible()[-1].endswith(Outcome.STOPPED.note)
+    assert bridge.withdraw("m1") is False  # its turn is over
+
+
 async def test_only_the_asker_or_an_override_stops_a_turn(
     bridge: Bridge, simulator: Simulator
 ) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +102,12 @@ class _Client(discord.Client):
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         await self._bot.on_interaction(interaction)
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self._bot.on_deleted([payload.message_id])
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        self._bot.on_deleted(payload.message_ids)
 
 
 class DiscordBot:
@@ -205,8 +211,15 @@ class DiscordBot:
         key = self._key(place, message.author.id)
         reply = ReplyTo(message.id, message.channel.id) if place.guild_id is not None else None
         renderer = self._renderer(place, reply_to=reply)
-        turn = self._bridge.handle_message(key, text, renderer, author=str(message.author.id))
+        turn = self._bridge.handle_message(
+            key, text, renderer, author=str(message.author.id), origin=_origin(message.id)
+        )
         self._spawn(turn, f"discord turn {key.id}")
+
+    def on_deleted(self, message_ids: Iterable[int]) -> None:
+        """Messages were deleted: a question among them is withdrawn, its answer stops."""
+        for message_id in message_ids:
+            self._bridge.withdraw(_origin(message_id))
 
     def _answerable(self, message: discord.Message) -> _Place | None:
         """The place to answer in, or None: not for us (self, bots, not addressed, not allowed)."""
@@ -367,6 +380,11 @@ class DiscordBot:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("Discord: %s failed", task.get_name(), exc_info=exc)
+
+
+def _origin(message_id: int) -> str:
+    """The name under which the bridge knows the turn of the user's message ``message_id``."""
+    return f"{PLATFORM}|{message_id}"
 
 
 def _place_of(channel: object, guild_id: int | None, channel_id: int | None = None) -> _Place:

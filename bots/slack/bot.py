@@ -44,6 +44,7 @@ from bots.slack.events import (
     Incoming,
     TtlSet,
     classify,
+    deleted_message,
     is_reset,
     is_retry,
 )
@@ -181,6 +182,8 @@ class SlackBot:
         body: dict[str, Any],
         next: Callable[[], Awaitable[None]],
     ) -> BoltResponse | None:
+        if (deleted := deleted_message(body)) is not None:  # a question withdrawn?
+            self._bridge.withdraw(_origin(*deleted))
         reason = self._gate.reject_reason(body, retried=is_retry(request.headers))
         if reason is not None:
             log.debug("dropped Slack event %s: %s", body.get("event_id"), reason)
@@ -249,8 +252,13 @@ class SlackBot:
                 await self._bridge.reset(key)
                 await renderer.send_notice(RESET_CONFIRMATION)
             else:  # empty text too: the rate limit counts it, a new conversation greets
+                place = incoming.place
                 await self._bridge.handle_message(
-                    key, incoming.text, renderer, author=incoming.place.user_id
+                    key,
+                    incoming.text,
+                    renderer,
+                    author=place.user_id,
+                    origin=_origin(place.team_id, place.channel, incoming.ts),
                 )
         except Exception:
             log.exception("Slack turn failed for %s", key.id)
@@ -405,6 +413,11 @@ async def run_slack(settings: Settings, bridge: Bridge) -> None:
         await asyncio.Event().wait()
     finally:
         await bot.close()
+
+
+def _origin(team_id: str, channel: str, ts: str) -> str:
+    """The name under which the bridge knows the turn of the user's message ``ts``."""
+    return f"slack|{team_id}|{channel}|{ts}"
 
 
 def _place_id(place: SlackPlace) -> str:

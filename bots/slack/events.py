@@ -35,6 +35,7 @@ __all__ = [
     "Incoming",
     "TtlSet",
     "classify",
+    "deleted_message",
     "is_reset",
     "is_retry",
 ]
@@ -148,6 +149,17 @@ class EventGate:
         if self._channels and not channel.startswith("D") and channel not in self._channels:
             return "channel not allowed"
         return None
+
+
+def deleted_message(body: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(team, channel, ts) of the message a ``message_deleted`` event reports, or None."""
+    event = body.get("event") or {}
+    if event.get("type") != "message" or event.get("subtype") != "message_deleted":
+        return None
+    team, channel, ts = body.get("team_id"), event.get("channel"), event.get("deleted_ts")
+    if not (isinstance(team, str) and isinstance(channel, str) and isinstance(ts, str)):
+        return None
+    return team, channel, ts
 
 
 def is_retry(headers: Mapping[str, Sequence[str]]) -> bool:

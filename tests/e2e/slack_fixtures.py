@@ -147,6 +147,20 @@ class SlackWorld:
         await self.deliver({"type": "message", "channel_type": "channel", **event})
         return ts
 
+    async def delete(self, ts: str, *, channel: str, user: str = HUMAN_USER_ID) -> None:
+        """The user deletes their message ``ts``: Slack's ``message_deleted`` event."""
+        await self.deliver(
+            {
+                "type": "message",
+                "subtype": "message_deleted",
+                "hidden": True,
+                "channel": channel,
+                "ts": self.next_ts(),
+                "deleted_ts": ts,
+                "previous_message": {"type": "message", "user": user, "ts": ts},
+            }
+        )
+
     async def dm(self, text: str, *, channel: str = DM, user: str = HUMAN_USER_ID) -> str:
         ts = self.next_ts()
         await self.deliver(dm_event(text, ts=ts, channel=channel, user=user))

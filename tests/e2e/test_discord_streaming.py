@@ -156,6 +156,26 @@ async def test_stop_cancels_the_voiceflow_request(discord_world_factory: WorldFa
         assert w.fake.count_429 == 0
 
 
+async def test_a_deleted_question_stops_its_answer(discord_world_factory: WorldFactory) -> None:
+    """The asker deletes their question mid-answer (docs/discord.md §8: cancel on a deleted
+    prompt): the Voiceflow request closes and the answer ends as stopped. A question deleted
+    while it waits behind that turn never reaches Voiceflow, and nothing is posted for it."""
+    async with discord_world_factory(token_delay_s=0.02) as w:
+        asked = await w.mention("something long please")
+        placeholder = await _streaming_message(w, "3000")
+        queued = await w.mention("and another thing")  # the same conversation: it waits
+        w.fake.delete_message(queued)
+        w.fake.delete_message(asked)
+        await w.simulator.wait_for_disconnects(1)
+        await w.fake.wait_until(lambda: placeholder.content.endswith("⏹️ stopped"), 10)
+        await w.bot.drain()
+        assert placeholder.components == []
+        texts = [a["payload"] for a in w.voiceflow_actions() if a["type"] == "text"]
+        assert texts == ["something long please"]
+        assert w.bot_messages("3000")[-1].id == placeholder.id  # nothing posted after it
+        assert w.fake.count_429 == 0
+
+
 async def test_only_the_asker_or_a_moderator_can_stop_an_answer(
     discord_world_factory: WorldFactory,
 ) -> None:

@@ -191,6 +191,32 @@ async def test_stop_button_mid_stream(slack_world_factory: WorldFactory, slack_m
         await world.assert_acked_in_time()
 
 
+async def test_a_deleted_question_stops_its_answer(
+    slack_world_factory: WorldFactory, slack_mode: Mode
+) -> None:
+    """The asker deletes their question mid-answer: the Voiceflow request closes and the
+    native answer ends as stopped. A question deleted while it waits behind that turn never
+    reaches Voiceflow, and nothing is posted for it."""
+    async with slack_world_factory(mode=slack_mode, token_delay_s=0.02) as world:
+        ts = await world.mention("ten thousand")
+        await world.fake.wait_until(lambda: len(world.fake.calls_to("chat.appendStream")) >= 1)
+        queued = await world.reply_in_thread("tell me more", ts)  # the same thread: it waits
+        await world.delete(queued, channel=CHANNEL)
+        await world.delete(ts, channel=CHANNEL)
+        await world.simulator.wait_for_disconnects(1)
+        await world.fake.wait_until(lambda: world.answer_text(CHANNEL, ts).endswith("⏹️ stopped"))
+        await world.bot.drain()
+        texts = [
+            r.json["action"]["payload"]
+            for r in world.simulator.requests
+            if r.json and r.json.get("action", {}).get("type") == "text"
+        ]
+        assert texts == ["ten thousand"]
+        assert len(world.answer_messages(CHANNEL, ts)) == 1  # nothing posted after it
+        assert world.fake.count_429 == 0
+        await world.assert_acked_in_time()
+
+
 async def test_only_the_asker_can_stop_an_answer(slack_world_factory: WorldFactory) -> None:
     """Someone else's click on Stop gets a note only they see; the asker's stops it."""
     async with slack_world_factory(native_streaming=False, token_delay_s=0.02) as world:
