@@ -303,9 +303,8 @@ class Bridge:
                 )
                 if result.error is not None:  # not launched: the next message launches again
                     await self._store.set_ended(key.id, True)
-            asked = action is not None and origin not in self._withdrawn
-            if asked and not (result and (result.error or result.ended)):
-                assert action is not None
+            launched = not (result and (result.error or result.ended))
+            if action is not None and launched and origin not in self._withdrawn:
                 result = await self._run(
                     key, user_id, action, renderer, author=author, origin=origin
                 )
