@@ -9,6 +9,9 @@ ack, or up to hours later with Delayed Events). The ids are remembered in this p
 the mark also catches a retry whose first attempt reached another process, or this one
 before a restart.
 
+:func:`deleted_message` reads a deletion before the gate drops it: a deleted question
+withdraws its turn (the bridge stops its answer).
+
 :func:`classify` turns an admitted event into an :class:`Incoming` turn or ``None``. A
 mention in a channel arrives twice — as ``app_mention`` and as ``message`` — so the caller
 claims ``(channel, ts)`` once with :class:`TtlSet` before running the turn.
