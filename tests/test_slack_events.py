@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.slack.events import clean_text
+from bots.slack.events import clean_text, deleted_message
 
 BOT = "UBOT"
 
@@ -25,3 +25,12 @@ BOT = "UBOT"
 )
 def test_slack_markup_reaches_voiceflow_as_the_words_it_shows(sent: str, words: str) -> None:
     assert clean_text(sent, BOT) == words
+
+
+def test_a_deletion_names_the_message_it_deleted() -> None:
+    event = {"type": "message", "subtype": "message_deleted", "channel": "C1", "deleted_ts": "1.2"}
+    assert deleted_message({"team_id": "T1", "event": event}) == ("T1", "C1", "1.2")
+    edited = {**event, "subtype": "message_changed"}
+    assert deleted_message({"team_id": "T1", "event": edited}) is None
+    assert deleted_message({"team_id": "T1", "event": {**event, "deleted_ts": None}}) is None
+    assert deleted_message({"type": "block_actions"}) is None
