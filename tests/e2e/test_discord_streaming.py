@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from bots.discord.bot import NOT_YOUR_STOP_TEXT
 from core.simulator.content import long_answer
 from tests.e2e import discord_fixtures
@@ -156,16 +158,23 @@ async def test_stop_cancels_the_voiceflow_request(discord_world_factory: WorldFa
         assert w.fake.count_429 == 0
 
 
-async def test_a_deleted_question_stops_its_answer(discord_world_factory: WorldFactory) -> None:
+@pytest.mark.parametrize("bulk", [False, True], ids=["one-by-one", "bulk"])
+async def test_a_deleted_question_stops_its_answer(
+    discord_world_factory: WorldFactory, bulk: bool
+) -> None:
     """The asker deletes their question mid-answer (docs/discord.md §8: cancel on a deleted
-    prompt): the Voiceflow request closes and the answer ends as stopped. A question deleted
-    while it waits behind that turn never reaches Voiceflow, and nothing is posted for it."""
+    prompt), or a moderator bulk-deletes it: the Voiceflow request closes and the answer ends
+    as stopped. A question deleted while it waits behind that turn never reaches Voiceflow,
+    and nothing is posted for it."""
     async with discord_world_factory(token_delay_s=0.02) as w:
         asked = await w.mention("something long please")
         placeholder = await _streaming_message(w, "3000")
         queued = await w.mention("and another thing")  # the same conversation: it waits
-        w.fake.delete_message(queued)
-        w.fake.delete_message(asked)
+        if bulk:
+            w.fake.bulk_delete([queued, asked])
+        else:
+            w.fake.delete_message(queued)
+            w.fake.delete_message(asked)
         await w.simulator.wait_for_disconnects(1)
         await w.fake.wait_until(lambda: placeholder.content.endswith("⏹️ stopped"), 10)
         await w.bot.drain()

@@ -242,6 +242,16 @@ class FakeDiscord(InteractionRoutes):
         """A user or moderator deletes the message: MESSAGE_DELETE; later PATCH/DELETE → 10008."""
         self.remove_message(self.messages[message_id])
 
+    def bulk_delete(self, message_ids: list[str]) -> None:
+        """A moderator deletes several messages of one channel at once: MESSAGE_DELETE_BULK."""
+        messages = [self.messages[i] for i in message_ids]
+        for msg in messages:
+            msg.deleted = True
+        event: dict[str, Any] = {"ids": message_ids, "channel_id": messages[0].channel_id}
+        if messages[0].guild_id is not None:
+            event["guild_id"] = messages[0].guild_id
+        self._dispatch("MESSAGE_DELETE_BULK", event)
+
     # -- interactions -----------------------------------------------------------------------------
 
     async def click(
