@@ -24,7 +24,7 @@ from typing import Any
 from core.admission import Admission
 from core.config import Settings
 from core.errors import PlatformError
-from core.platform import ButtonRef, Outcome, Renderer
+from core.platform import ButtonRef, Renderer
 from core.relay import TurnRelay, TurnResult
 from core.store import Store, open_store
 from core.traces import Button
@@ -310,7 +310,7 @@ class Bridge:
                 )
             if result is not None:
                 await self._after(key, result, renderer)
-            if retry and action is not None and result is not None and _broken(result):
+            if retry and action is not None and result is not None and result.retryable:
                 await self._offer_retry(key, action, renderer)
 
     async def _run(
@@ -398,11 +398,6 @@ class Bridge:
         if refs:
             await self._store.save_buttons(key.id, [(r.id, r.button) for r in refs])
         return refs
-
-
-def _broken(result: TurnResult) -> bool:
-    """Whether the agent's side broke the turn (not the user's stop, not a refusal)."""
-    return result.retryable and result.outcome is not Outcome.STOPPED
 
 
 def _parse_key(key_id: str) -> ConversationKey:

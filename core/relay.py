@@ -67,7 +67,7 @@ class TurnResult:
     error: VoiceflowError | None = None
     shown_output: bool = False
     #: The agent's side failed (a broken stream, a crash, unavailable): the same request may
-    #: well succeed if sent again — the bridge offers a Retry button.
+    #: well succeed if sent again — the bridge offers a Retry button. Never after a stop.
     retryable: bool = False
 
 
@@ -121,6 +121,7 @@ class TurnRelay:
             self._stop_typing()
         await asyncio.wait({self._reader})  # done already, unless rendering failed
         await self._conclude(self._reader, failure)
+        self.result.retryable &= not self._stopped  # the user ended it: nothing to retry
         return self.result
 
     async def _conclude(self, reader: asyncio.Task[None], failure: Exception | None) -> None:
