@@ -7,6 +7,7 @@ record. The schema is created on open.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -133,6 +134,10 @@ class SqliteStore:
         """Open (creating it if need be) the SQLite file; a path it cannot use is a
         :class:`~core.errors.ConfigError` naming ``STATE_URL``."""
         try:
+            # Tried with plain sqlite3 first: when aiosqlite's own connect fails, its worker
+            # thread reports back to the event loop later, and a process that exits at once
+            # (`vf-bridge check`) could print that thread's traceback.
+            await asyncio.to_thread(_try_open, path)
             db = await aiosqlite.connect(path)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError("STATE_URL", f"cannot open the SQLite file {path} ({exc})") from exc
@@ -252,6 +257,10 @@ class SqliteStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+
+def _try_open(path: str | Path) -> None:
+    sqlite3.connect(path).close()
 
 
 @asynccontextmanager
