@@ -96,7 +96,7 @@ class FakeDiscord(InteractionRoutes):
             token=self.token,
             require_intents_allowed=self._require_intents_allowed,
             ready_events=self._ready_events,
-            members=lambda: world.members(self.bot_user_id),
+            members=lambda guild_id: world.members(self.bot_user_id, guild_id),
             on_change=self._changed,
         )
         return self
@@ -129,9 +129,16 @@ class FakeDiscord(InteractionRoutes):
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         return await self.gateway.handle(request)
 
-    def _ready_events(self, session_id: str) -> list[tuple[str, dict[str, Any]]]:
-        ready = world.ready(self.bot_user_id, self.application_id, session_id, self.gateway_url)
-        return [("READY", ready), ("GUILD_CREATE", world.guild_create(self.bot_user_id))]
+    def _ready_events(
+        self, session_id: str, shard: tuple[int, int]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        ready = world.ready(
+            self.bot_user_id, self.application_id, session_id, self.gateway_url, shard
+        )
+        guilds = [str(g["id"]) for g in ready["guilds"]]
+        return [("READY", ready)] + [
+            ("GUILD_CREATE", world.guild_create(self.bot_user_id, g)) for g in guilds
+        ]
 
     # -- waiting ----------------------------------------------------------------------------------
 
@@ -210,8 +217,9 @@ class FakeDiscord(InteractionRoutes):
         ``mention_bot_role``: "@Bot" as the client often completes it, the bot's role."""
         await self.wait_ready()
         mentions = []
+        guild_id = guild_id or world.guild_of(channel_id)
         if mention_bot_role:
-            content = f"<@&{BOT_ROLE_ID}> {content}"
+            content = f"<@&{world.GUILDS.get(guild_id or '', BOT_ROLE_ID)}> {content}"
         if mention_bot:
             mentions.append(world.bot_user(self.bot_user_id))
             if f"<@{self.bot_user_id}>" not in content:
@@ -219,7 +227,7 @@ class FakeDiscord(InteractionRoutes):
         msg = FakeMessage(
             id=message_id or self._ids.new(),
             channel_id=channel_id,
-            guild_id=guild_id or world.guild_of(channel_id),
+            guild_id=guild_id,
             author=user_payload(author_id, bot=author_bot),
             content=content,
             mentions=mentions,

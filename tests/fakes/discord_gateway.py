@@ -1,9 +1,15 @@
 """Gateway side of the fake Discord: HELLO, heartbeat ACK, IDENTIFY → READY, RESUME → RESUMED.
 
-One session at a time. Every dispatch gets the next sequence number and is kept in the session log,
-so a RESUME replays what the client missed while disconnected (as Discord does). Frames go out
-through one queue per connection, drained by a single sender task, so dispatching is synchronous and
-frame order is the order of `dispatch()` calls.
+One session per shard (IDENTIFY's ``shard: [id, count]``, ``[0, 1]`` when absent); a new IDENTIFY
+of a shard replaces that shard's session. An event goes to every session whose shard owns its
+guild, ``(guild_id >> 22) % count == id``; events without a guild (DMs) go to shard 0
+(docs/discord.md §5). A shard id outside its count is refused with close code 4010, a count
+below ``required_shards`` (a bot in too many guilds for one shard) with 4011.
+
+Every dispatch gets the session's next sequence number and is kept in the session log, so a
+RESUME replays what the client missed while disconnected (as Discord does). Frames go out through
+one queue per connection, drained by a single sender task, so dispatching is synchronous and frame
+order is the order of `dispatch()` calls.
 """
 
 from __future__ import annotations
@@ -12,17 +18,20 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.discord_guild import shard_of
 from tests.fakes.discord_model import PRIVILEGED_INTENTS
 
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME = 0, 1, 2, 6
 OP_REQUEST_MEMBERS, OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 8, 9, 10, 11
 HEARTBEAT_INTERVAL_MS = 41250
 CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
 CLOSE_DISALLOWED_INTENTS = 4014
 
 Frame = dict[str, Any]
@@ -41,6 +50,7 @@ class _Connection:
         self._close_codes = close_codes
         self._queue: asyncio.Queue[Frame | _Close] = asyncio.Queue()
         self.done = asyncio.Event()
+        self.session: _Session | None = None
 
     def send(self, frame: Frame) -> None:
         self._queue.put_nowait(frame)
@@ -65,16 +75,42 @@ class _Connection:
             self.done.set()
 
 
+@dataclass
+class _Session:
+    """One shard's session: its sequence, its log for RESUME, its live connection (if any)."""
+
+    session_id: str
+    shard: tuple[int, int]
+    order: int  # identified as the n-th session
+    seq: int = 0
+    log: list[Frame] = field(default_factory=list)
+    live: _Connection | None = None
+
+    def receives(self, guild_id: str | None) -> bool:
+        shard_id, count = self.shard
+        return shard_of(guild_id, count) == shard_id
+
+    def send(self, event: str, data: dict[str, Any]) -> None:
+        self.seq += 1
+        frame = {"op": OP_DISPATCH, "t": event, "s": self.seq, "d": data}
+        self.log.append(frame)
+        if self.live is not None:
+            self.live.send(frame)
+
+
+ReadyEvents = Callable[[str, tuple[int, int]], list[tuple[str, dict[str, Any]]]]
+
+
 class FakeGateway:
-    """Serves `/gw`. `world` builds READY and the GUILD_CREATEs for a new session."""
+    """Serves `/gw`. `ready_events` builds READY and the GUILD_CREATEs of a new session."""
 
     def __init__(
         self,
         *,
         token: str,
         require_intents_allowed: int | None,
-        ready_events: Callable[[str], list[tuple[str, dict[str, Any]]]],
-        members: Callable[[], list[dict[str, Any]]],
+        ready_events: ReadyEvents,
+        members: Callable[[str], list[dict[str, Any]]],
         on_change: Callable[[], None],
     ) -> None:
         self._token = token
@@ -82,43 +118,53 @@ class FakeGateway:
         self._ready_events = ready_events
         self._members = members
         self._on_change = on_change
-        self._live: _Connection | None = None
+        self._sessions: dict[tuple[int, int], _Session] = {}
         self._connections: set[_Connection] = set()
-        self._log: list[Frame] = []
-        self._seq = 0
-        self.session_id: str | None = None
         self.identify: dict[str, Any] | None = None
+        self.identifies: list[dict[str, Any]] = []  # every accepted IDENTIFY, in order
         self.identify_count = 0
         self.resume_count = 0
         self.close_codes: list[int] = []  # codes the fake closed connections with
+        self.required_shards = 1  # the fewest shards Discord accepts for this bot
+
+    @property
+    def session_id(self) -> str | None:
+        """The newest session's id (None before the first IDENTIFY)."""
+        newest = max(self._sessions.values(), key=lambda s: s.order, default=None)
+        return None if newest is None else newest.session_id
 
     @property
     def is_connected(self) -> bool:
-        """A client is attached to the current session (identified or resumed)."""
-        return self._live is not None
+        """A client is attached to a session (identified or resumed)."""
+        return any(s.live is not None for s in self._sessions.values())
+
+    @property
+    def live_shards(self) -> list[tuple[int, int]]:
+        """The shards ``[id, count]`` with a client attached, sorted."""
+        return sorted(k for k, s in self._sessions.items() if s.live is not None)
 
     def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send an op-0 event now if connected; it is logged either way for RESUME replay.
+        """Send an op-0 event to every session whose shard owns its guild, now if connected;
+        it is logged either way for RESUME replay.
 
         Without a session (REST-only clients) there is nobody to receive it: it is dropped.
         """
-        if self.session_id is None:
-            return
-        self._seq += 1
-        frame = {"op": OP_DISPATCH, "t": event, "s": self._seq, "d": data}
-        self._log.append(frame)
-        if self._live is not None:
-            self._live.send(frame)
+        guild_id = data.get("guild_id")
+        for session in self._sessions.values():
+            if session.receives(None if guild_id is None else str(guild_id)):
+                session.send(event, data)
         self._on_change()
 
     async def drop(self, code: int) -> None:
-        """Close the live connection with `code`; the session stays resumable."""
-        conn = self._live
-        if conn is None:
+        """Close every live connection with `code`; the sessions stay resumable."""
+        live = [s.live for s in self._sessions.values() if s.live is not None]
+        if not live:
             raise RuntimeError("drop_gateway: no live gateway connection")
-        self._live = None
-        conn.close(code)
-        await conn.done.wait()
+        for session in self._sessions.values():
+            session.live = None
+        for conn in live:
+            conn.close(code)
+        await asyncio.gather(*(conn.done.wait() for conn in live))
 
     async def close_all(self) -> None:
         for conn in list(self._connections):
@@ -137,8 +183,8 @@ class FakeGateway:
                 if msg.type is WSMsgType.TEXT:
                     self._on_frame(conn, json.loads(msg.data))
         finally:
-            if self._live is conn:
-                self._live = None
+            if conn.session is not None and conn.session.live is conn:
+                conn.session.live = None
             conn.close(1000)  # no-op if already closed; lets the pump finish in order
             await pump
             self._connections.discard(conn)
@@ -153,8 +199,8 @@ class FakeGateway:
             self._identify(conn, data)
         elif op == OP_RESUME:
             self._resume(conn, data)
-        elif op == OP_REQUEST_MEMBERS:
-            self._members_chunk(data)
+        elif op == OP_REQUEST_MEMBERS and conn.session is not None:
+            self._members_chunk(conn.session, data)
 
     def _identify(self, conn: _Connection, data: dict[str, Any]) -> None:
         self.identify = data
@@ -165,30 +211,47 @@ class FakeGateway:
         if self._allowed is not None and asked & ~self._allowed:
             conn.close(CLOSE_DISALLOWED_INTENTS)
             return
+        shard = _shard(data.get("shard"))
+        if shard is None:
+            conn.close(CLOSE_INVALID_SHARD)
+            return
+        if shard[1] < self.required_shards:
+            conn.close(CLOSE_SHARDING_REQUIRED)
+            return
         self.identify_count += 1
-        self.session_id = f"sess{self.identify_count}"
-        self._seq, self._log = 0, []
-        self._live = conn
-        for event, payload in self._ready_events(self.session_id):
-            self.dispatch(event, payload)
+        self.identifies.append(data)
+        session = _Session(f"sess{self.identify_count}", shard, self.identify_count)
+        self._sessions[shard] = session
+        self._attach(conn, session)
+        for event, payload in self._ready_events(session.session_id, shard):
+            session.send(event, payload)
+        self._on_change()
 
     def _resume(self, conn: _Connection, data: dict[str, Any]) -> None:
-        valid = data.get("token") == self._token and data.get("session_id") == self.session_id
-        if not valid or self.session_id is None:
+        session = next(
+            (s for s in self._sessions.values() if s.session_id == data.get("session_id")), None
+        )
+        if data.get("token") != self._token or session is None:
             conn.send({"op": OP_INVALID_SESSION, "d": False})
             return
         last_seen = int(data.get("seq") or 0)
-        for frame in self._log:
+        for frame in session.log:
             if frame["s"] > last_seen:
                 conn.send(frame)
-        self._live = conn
+        self._attach(conn, session)
         self.resume_count += 1
-        self.dispatch("RESUMED", {})
+        session.send("RESUMED", {})
+        self._on_change()
 
-    def _members_chunk(self, data: dict[str, Any]) -> None:
+    @staticmethod
+    def _attach(conn: _Connection, session: _Session) -> None:
+        conn.session = session
+        session.live = conn
+
+    def _members_chunk(self, session: _Session, data: dict[str, Any]) -> None:
         chunk = {
             "guild_id": data.get("guild_id"),
-            "members": self._members(),
+            "members": self._members(str(data.get("guild_id"))),
             "chunk_index": 0,
             "chunk_count": 1,
             "not_found": [],
@@ -196,4 +259,17 @@ class FakeGateway:
         }
         if data.get("nonce") is not None:
             chunk["nonce"] = data["nonce"]
-        self.dispatch("GUILD_MEMBERS_CHUNK", chunk)
+        session.send("GUILD_MEMBERS_CHUNK", chunk)
+        self._on_change()
+
+
+def _shard(value: object) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard`` as ``(id, count)``; ``(0, 1)`` when absent; None when invalid."""
+    if value is None:
+        return (0, 1)
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    shard_id, count = value
+    if not isinstance(shard_id, int) or not isinstance(count, int) or not 0 <= shard_id < count:
+        return None
+    return (shard_id, count)

@@ -1,7 +1,9 @@
-"""The fixed world the fake Discord serves: one guild, its channels and thread, one DM channel.
+"""The fixed world the fake Discord serves: two guilds, their channels and thread, one DM channel.
 
-Guild "4000": text channels "3000" and "3001", public thread "3500" (parent 3000), @everyone with
-permissions "8". DMs use channel "5000". Payload keys are the ones discord.py 2.7 reads.
+Guild "4000" (shard 0 of any count): text channels "3000" and "3001", public thread "3500"
+(parent 3000). Guild "4194304" (shard 1 of 2): text channel "3200". Each has @everyone with
+permissions "8" and its own bot role. DMs use channel "5000". Payload keys are the ones
+discord.py 2.7 reads.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from tests.fakes.discord_model import (
     DM_CHANNEL_ID,
     GUILD_ID,
     HUMAN_ID,
+    OTHER_BOT_ROLE_ID,
+    OTHER_GUILD_CHANNEL_ID,
+    OTHER_GUILD_ID,
     SECOND_CHANNEL_ID,
     TEXT_CHANNEL_ID,
     THREAD_ID,
@@ -23,11 +28,13 @@ from tests.fakes.discord_model import (
 _JOINED = "2025-01-01T00:00:00+00:00"
 
 
-def _text_channel(channel_id: str, name: str, position: int) -> dict[str, Any]:
+def _text_channel(
+    channel_id: str, name: str, position: int, guild_id: str = GUILD_ID
+) -> dict[str, Any]:
     return {
         "id": channel_id,
         "type": 0,
-        "guild_id": GUILD_ID,
+        "guild_id": guild_id,
         "name": name,
         "position": position,
         "permission_overwrites": [],
@@ -67,9 +74,14 @@ def _dm_channel() -> dict[str, Any]:
 CHANNELS: dict[str, dict[str, Any]] = {
     TEXT_CHANNEL_ID: _text_channel(TEXT_CHANNEL_ID, "general", 0),
     SECOND_CHANNEL_ID: _text_channel(SECOND_CHANNEL_ID, "random", 1),
+    OTHER_GUILD_CHANNEL_ID: _text_channel(OTHER_GUILD_CHANNEL_ID, "lobby", 0, OTHER_GUILD_ID),
     THREAD_ID: _thread(),
     DM_CHANNEL_ID: _dm_channel(),
 }
+
+
+#: Each guild and the role Discord made for the bot there.
+GUILDS: dict[str, str] = {GUILD_ID: BOT_ROLE_ID, OTHER_GUILD_ID: OTHER_BOT_ROLE_ID}
 
 
 def guild_of(channel_id: str) -> str | None:
@@ -96,30 +108,41 @@ def application(application_id: str) -> dict[str, Any]:
     }
 
 
+def shard_of(guild_id: str | None, shard_count: int) -> int:
+    """The shard that receives a guild's events; DMs arrive on shard 0 (docs/discord.md §5)."""
+    return 0 if guild_id is None else (int(guild_id) >> 22) % shard_count
+
+
 def ready(
-    bot_user_id: str, application_id: str, session_id: str, resume_url: str
+    bot_user_id: str,
+    application_id: str,
+    session_id: str,
+    resume_url: str,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, Any]:
+    """READY of one session: it lists only the guilds of its shard."""
+    guilds = [g for g in GUILDS if shard_of(g, shard[1]) == shard[0]]
     return {
         "v": 10,
         "user": bot_user(bot_user_id),
-        "guilds": [{"id": GUILD_ID, "unavailable": True}],
+        "guilds": [{"id": g, "unavailable": True} for g in guilds],
         "session_id": session_id,
         "resume_gateway_url": resume_url,
-        "shard": [0, 1],
+        "shard": list(shard),
         "application": {"id": application_id, "flags": 0},
     }
 
 
-def members(bot_user_id: str) -> list[dict[str, Any]]:
+def members(bot_user_id: str, guild_id: str = GUILD_ID) -> list[dict[str, Any]]:
     bot = member_payload(bot_user(bot_user_id))
-    bot["roles"] = [BOT_ROLE_ID]
+    bot["roles"] = [GUILDS.get(guild_id, BOT_ROLE_ID)]
     return [bot, member_payload(user_payload(HUMAN_ID))]
 
 
-def bot_role(bot_user_id: str) -> dict[str, Any]:
+def bot_role(bot_user_id: str, guild_id: str = GUILD_ID) -> dict[str, Any]:
     """The managed role Discord gives a bot in a guild; "@Bot" often autocompletes to it."""
     return {
-        "id": BOT_ROLE_ID,
+        "id": GUILDS[guild_id],
         "name": "fakebot",
         "color": 0,
         "hoist": False,
@@ -132,9 +155,9 @@ def bot_role(bot_user_id: str) -> dict[str, Any]:
     }
 
 
-def guild_create(bot_user_id: str) -> dict[str, Any]:
+def guild_create(bot_user_id: str, guild_id: str = GUILD_ID) -> dict[str, Any]:
     everyone = {
-        "id": GUILD_ID,
+        "id": guild_id,
         "name": "@everyone",
         "color": 0,
         "hoist": False,
@@ -144,10 +167,10 @@ def guild_create(bot_user_id: str) -> dict[str, Any]:
         "mentionable": False,
         "flags": 0,
     }
-    guild_channels = [c for c in CHANNELS.values() if c.get("guild_id") and c["type"] != 11]
+    channels = [c for c in CHANNELS.values() if c.get("guild_id") == guild_id]
     return {
-        "id": GUILD_ID,
-        "name": "Fake Guild",
+        "id": guild_id,
+        "name": "Fake Guild" if guild_id == GUILD_ID else "Other Guild",
         "icon": None,
         "owner_id": HUMAN_ID,
         "unavailable": False,
@@ -155,10 +178,10 @@ def guild_create(bot_user_id: str) -> dict[str, Any]:
         "large": False,
         "joined_at": _JOINED,
         "features": [],
-        "roles": [everyone, bot_role(bot_user_id)],
-        "channels": guild_channels,
-        "threads": [CHANNELS[THREAD_ID]],
-        "members": members(bot_user_id),
+        "roles": [everyone, bot_role(bot_user_id, guild_id)],
+        "channels": [c for c in channels if c["type"] != 11],
+        "threads": [c for c in channels if c["type"] == 11],
+        "members": members(bot_user_id, guild_id),
         "emojis": [],
         "stickers": [],
         "presences": [],

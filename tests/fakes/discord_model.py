@@ -20,6 +20,11 @@ DM_CHANNEL_ID = "5000"
 HUMAN_ID = "2000"
 #: The role Discord makes for a bot when it joins a guild (managed, tagged with its id).
 BOT_ROLE_ID = "4100"
+#: A second guild, on shard 1 of 2 (``(id >> 22) % 2``; GUILD_ID is on shard 0), with one
+#: text channel and its own bot role.
+OTHER_GUILD_ID = str(1 << 22)
+OTHER_GUILD_CHANNEL_ID = "3200"
+OTHER_BOT_ROLE_ID = str((1 << 22) + 100)
 
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
 FLAG_EPHEMERAL = 1 << 6

@@ -165,6 +165,10 @@ class RestCore:
         self.messages: dict[str, FakeMessage] = {}
         self.count_429 = 0
         self.gateway_url = ""
+        #: What GET /gateway/bot answers: Discord's recommended shard count, and its URL
+        #: (the fake's own gateway unless a test sets another).
+        self.recommended_shards = 1
+        self.bot_gateway_url: str | None = None
         self._rate_limits = rate_limits
         self._limit, self._window_s = limit, window_s
         self._global = FixedWindow(global_limit, GLOBAL_WINDOW_S)
@@ -315,7 +319,9 @@ class RestCore:
 
     def _get_gateway_bot(self, call: Call) -> Reply:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return Reply(200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        url = self.bot_gateway_url or self.gateway_url
+        reply = {"url": url, "shards": self.recommended_shards, "session_start_limit": limit}
+        return Reply(200, reply)
 
     def _get_channel(self, call: Call) -> Reply:
         channel = CHANNELS.get(call.params["cid"])
