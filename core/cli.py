@@ -172,13 +172,16 @@ async def _run(settings: Settings) -> int:
     from core.bridge import open_bridge
     from core.lease import lease_name, run_leased
 
-    runners = []  # (lease, what, runner): one live process per bot token (core/lease.py)
+    # (leases, what, runner): one live process per bot token — or per Discord shard
+    # (core/lease.py, bots/discord/shards.py)
+    runners: list[tuple[list[str], str, Any]] = []
     if settings.discord_token is not None:
-        name = lease_name("discord", settings.discord_token)
-        runners.append((name, "Discord (DISCORD_TOKEN)", _adapter("discord").run_discord))
+        discord = _adapter("discord")
+        names = discord.lease_names(settings)
+        runners.append((names, "Discord (DISCORD_TOKEN)", discord.run_discord))
     if settings.slack_bot_token is not None:
-        name = lease_name("slack", settings.slack_bot_token)
-        runners.append((name, "Slack (SLACK_BOT_TOKEN)", _adapter("slack").run_slack))
+        names = [lease_name("slack", settings.slack_bot_token)]
+        runners.append((names, "Slack (SLACK_BOT_TOKEN)", _adapter("slack").run_slack))
     if not runners:
         print(
             "No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat.", file=sys.stderr
@@ -187,9 +190,9 @@ async def _run(settings: Settings) -> int:
     _stop_on_signals()
     try:
         async with open_bridge(settings) as bridge, asyncio.TaskGroup() as group:
-            for name, what, runner in runners:
+            for names, what, runner in runners:
                 run = functools.partial(runner, settings, bridge)
-                group.create_task(run_leased(bridge.store, name, what, run))
+                group.create_task(run_leased(bridge.store, names, what, run))
     except asyncio.CancelledError:  # SIGTERM / SIGINT: the bots have closed gracefully
         log.info("stopped")
     return 0

@@ -23,6 +23,8 @@ DEFAULT_DISCORD_GATEWAY_URL = "wss://gateway.discord.gg"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_STATE_URL = "sqlite:///vf-bridge.db"
 DEFAULT_VOICEFLOW_IDLE_TIMEOUT_S = 60.0
+#: Far above any bot's need (Discord recommends one shard per ~1,000 guilds).
+MAX_SHARDS = 10_000
 
 # `VF.DM.<24 hex>.<secret>`: ids and secret lengths vary (docs, public keys, private clouds), so
 # only the prefix and the three dot-separated parts are checked (docs/voiceflow-api.md §7).
@@ -78,6 +80,11 @@ class Settings:
     discord_token: Secret | None = None
     discord_api_url: str = DEFAULT_DISCORD_API_URL
     discord_gateway_url: str = DEFAULT_DISCORD_GATEWAY_URL
+    #: None: one gateway connection (no sharding); "auto": every shard Discord recommends, in
+    #: this process; a number: that many shards in all.
+    discord_shard_count: int | Literal["auto"] | None = None
+    #: The shards this process connects (with a numeric count); None: every one of them.
+    discord_shard_ids: tuple[int, ...] | None = None
     slack_bot_token: Secret | None = None
     slack_app_token: Secret | None = None
     slack_signing_secret: Secret | None = None
@@ -229,6 +236,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     discord = r.secret("DISCORD_TOKEN")
     if discord is not None and discord.reveal().count(".") != 2:
         r.fail("DISCORD_TOKEN", "does not look like a bot token (three dot-separated parts)")
+    shard_count, shard_ids = _discord_shards(r)
     settings = Settings(
         voiceflow_api_key=key,
         voiceflow_project_id=project,
@@ -242,6 +250,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         discord_gateway_url=r.url(
             "DISCORD_GATEWAY_URL", DEFAULT_DISCORD_GATEWAY_URL, ("ws", "wss")
         ),
+        discord_shard_count=shard_count,
+        discord_shard_ids=shard_ids,
         slack_bot_token=slack_bot,
         slack_app_token=slack_app,
         slack_signing_secret=signing,
@@ -262,6 +272,35 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if r.errors:
         raise ConfigErrors(r.errors)
     return settings
+
+
+def _discord_shards(r: _Reader) -> tuple[int | Literal["auto"] | None, tuple[int, ...] | None]:
+    """DISCORD_SHARD_COUNT (``auto`` or 1–MAX_SHARDS) and DISCORD_SHARD_IDS (``0-3,8``)."""
+    raw_count = r.text("DISCORD_SHARD_COUNT")
+    raw_ids = r.text("DISCORD_SHARD_IDS")
+    count: int | Literal["auto"] | None = None
+    if raw_count is not None and raw_count.lower() == "auto":
+        count = "auto"
+    elif raw_count is not None and not raw_count.isdigit():
+        r.fail("DISCORD_SHARD_COUNT", f"must be auto or a whole number, got {raw_count!r}")
+    elif raw_count is not None:
+        count = r.integer("DISCORD_SHARD_COUNT", 0, 1, MAX_SHARDS) or None
+    if raw_ids is None:
+        return count, None
+    if not isinstance(count, int):
+        r.fail("DISCORD_SHARD_IDS", "needs DISCORD_SHARD_COUNT set to the number of shards in all")
+        return count, None
+    ids: list[int] = []
+    for part in (p.strip() for p in raw_ids.split(",")):
+        low, dash, high = (side.strip() for side in part.partition("-"))
+        if not low.isdigit() or (dash and not high.isdigit()) or int(high or low) < int(low):
+            r.fail("DISCORD_SHARD_IDS", f"must be shard ids and ranges like 0-3,8, got {part!r}")
+            return count, None
+        if int(high or low) >= count:
+            r.fail("DISCORD_SHARD_IDS", f"must be below DISCORD_SHARD_COUNT ({count}), got {part}")
+            return count, None
+        ids.extend(range(int(low), int(high or low) + 1))
+    return count, tuple(sorted(set(ids)))
 
 
 def _check_slack(

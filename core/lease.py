@@ -26,7 +26,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from core.config import Secret
@@ -99,29 +99,45 @@ async def _acquire(store: Store, name: str, me: str, what: str) -> None:
         log.info("%s: taking over from the process before", what)
 
 
-async def _keep(store: Store, name: str, me: str, what: str) -> None:
+async def _keep(store: Store, held: list[str], me: str, what: str) -> None:
+    """Renew every lease in ``held`` (it grows while the rest are being acquired)."""
     while True:
         await asyncio.sleep(RENEW_S)
-        try:
-            current = await store.claim(name, me, LEASE_S)
-        except Exception as exc:  # a store blip: try again; the lease outlasts a few misses
-            log.warning("%s: could not renew the connection lease (%s)", what, exc)
-            continue
-        if current is not None:
-            raise LeaseLostError(
-                f"{what}: another vf-bridge process took over this connection; stopping here"
-            )
+        for name in list(held):
+            try:
+                current = await store.claim(name, me, LEASE_S)
+            except Exception as exc:  # a store blip: try again; the lease outlasts a few misses
+                log.warning("%s: could not renew the connection lease (%s)", what, exc)
+                continue
+            if current is not None:
+                raise LeaseLostError(
+                    f"{what}: another vf-bridge process took over this connection; stopping here"
+                )
 
 
 async def run_leased(
-    store: Store, name: str, what: str, run: Callable[[], Coroutine[Any, Any, None]]
+    store: Store,
+    names: str | Sequence[str],
+    what: str,
+    run: Callable[[], Coroutine[Any, Any, None]],
 ) -> None:
-    """Wait for the lease ``name``, then ``run`` while holding it; release it after. A lost
-    lease stops ``run`` (cancelled: the bot's graceful stop) and raises LeaseLostError."""
+    """Wait for the lease ``names`` — or for every one of several (a sharded bot's shards,
+    taken in order, so that two processes asking for overlapping sets never deadlock; the ones
+    held are renewed while the rest are awaited) — then ``run`` while holding them; release
+    them after. A lost lease stops ``run`` (cancelled: the bot's graceful stop) and raises
+    LeaseLostError."""
+    wanted = [names] if isinstance(names, str) else sorted(names)
     me = holder_id()
-    await _acquire(store, name, me, what)
-    keeper = asyncio.create_task(_keep(store, name, me, what), name=f"lease {name}")
-    runner = asyncio.create_task(run(), name=f"leased {name}")
+    held: list[str] = []
+
+    async def acquire_then_run() -> None:
+        for name in wanted:
+            await _acquire(store, name, me, what)
+            held.append(name)
+        await run()
+
+    keeper = asyncio.create_task(_keep(store, held, me, what), name=f"lease {wanted[0]}")
+    runner = asyncio.create_task(acquire_then_run(), name=f"leased {wanted[0]}")
     try:
         await asyncio.wait({keeper, runner}, return_when=asyncio.FIRST_COMPLETED)
         if runner.done():
@@ -137,5 +153,6 @@ async def run_leased(
         for task in (runner, keeper):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        with contextlib.suppress(Exception):
-            await store.release(name, me)
+        for name in held:
+            with contextlib.suppress(Exception):
+                await store.release(name, me)

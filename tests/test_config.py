@@ -18,6 +18,22 @@ def test_defaults_use_the_simulator() -> None:
     assert not settings.discord_enabled and not settings.slack_enabled
 
 
+@pytest.mark.parametrize(
+    ("env", "count", "ids"),
+    [
+        ({}, None, None),
+        ({"DISCORD_SHARD_COUNT": "Auto"}, "auto", None),
+        ({"DISCORD_SHARD_COUNT": "8"}, 8, None),
+        ({"DISCORD_SHARD_COUNT": "8", "DISCORD_SHARD_IDS": "4-5, 0,2-3,2"}, 8, (0, 2, 3, 4, 5)),
+    ],
+)
+def test_discord_shards_are_a_count_and_the_ids_this_process_connects(
+    env: dict[str, str], count: object, ids: object
+) -> None:
+    settings = load_settings(env)
+    assert (settings.discord_shard_count, settings.discord_shard_ids) == (count, ids)
+
+
 def errors_of(env: dict[str, str]) -> list[str]:
     with pytest.raises(ConfigErrors) as info:
         load_settings(env)
@@ -52,6 +68,13 @@ def errors_of(env: dict[str, str]) -> list[str]:
         ),
         ({"VOICEFLOW_API_KEY": GOOD_KEY, "VOICEFLOW_PROJECT_ID": "a/b"}, ["VOICEFLOW_PROJECT_ID"]),
         ({"USER_RATE_LIMIT_PER_MINUTE": "-1"}, ["USER_RATE_LIMIT_PER_MINUTE"]),
+        ({"DISCORD_SHARD_COUNT": "many"}, ["DISCORD_SHARD_COUNT"]),
+        ({"DISCORD_SHARD_COUNT": "0"}, ["DISCORD_SHARD_COUNT"]),
+        ({"DISCORD_SHARD_IDS": "0"}, ["DISCORD_SHARD_IDS"]),
+        ({"DISCORD_SHARD_COUNT": "auto", "DISCORD_SHARD_IDS": "0"}, ["DISCORD_SHARD_IDS"]),
+        ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "2-4"}, ["DISCORD_SHARD_IDS"]),
+        ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "3-1"}, ["DISCORD_SHARD_IDS"]),
+        ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "one"}, ["DISCORD_SHARD_IDS"]),
     ],
 )
 def test_each_problem_names_its_variable(env: dict[str, str], variables: list[str]) -> None:

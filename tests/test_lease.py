@@ -103,3 +103,30 @@ async def test_a_holder_that_loses_its_lease_stops_its_bot(
     with pytest.raises(LeaseLostError, match="another vf-bridge process took over"):
         await asyncio.wait_for(holder, 5)
     assert cancelled.is_set()
+
+
+async def test_a_sharded_process_waits_for_each_of_its_shards_and_keeps_those_it_holds(
+    two: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leases of several shards: taken in order; the ones held are renewed while the next
+    is awaited (past LEASE_S), so nobody takes them meanwhile; all are released after."""
+    monkeypatch.setattr(lease, "POLL_S", 0.05)
+    monkeypatch.setattr(lease, "RENEW_S", 0.05)
+    monkeypatch.setattr(lease, "LEASE_S", 0.3)
+    first, second = two
+    other = "elsewhere:1234:cafe"
+    assert await first.claim("shard1", other, 30) is None
+    running = asyncio.Event()
+
+    async def run() -> None:
+        running.set()
+
+    standby = asyncio.create_task(run_leased(second, ["shard1", "shard0"], "Discord", run))
+    await asyncio.sleep(1.0)  # over three LEASE_S
+    assert not running.is_set()
+    assert await first.claim("shard0", "intruder:1:0", 30) is not None, "shard 0 was let go"
+    await first.release("shard1", other)
+    await asyncio.wait_for(standby, 5)
+    assert running.is_set()
+    for name in ("shard0", "shard1"):
+        assert await first.claim(name, "next:1:0", 30) is None, f"{name} was not released"

@@ -19,10 +19,11 @@ import discord
 from discord import app_commands
 
 from bots.discord.components import chooser_line, chosen_view, label_of, parse_custom_id
-from bots.discord.connection import Endpoints, login, wait_ready
+from bots.discord.connection import READY_TIMEOUT_S, Endpoints, login, wait_ready
 from bots.discord.onboarding import bot_intents, invite_url
 from bots.discord.ratelimits import ChannelBudgets
 from bots.discord.renderer import DiscordRenderer
+from bots.discord.shards import PLATFORM, ShardPlan
 from bots.discord.writer import NO_MENTIONS, Destination, DiscordWriter, ReplyTo
 from core.admission import is_allowed_place
 from core.bridge import Bridge, ConversationKey, StopResult
@@ -32,14 +33,15 @@ from core.live_messages import interrupted_text
 from core.recovery import StoreJournal, finalize_dangling
 from core.shutdown import SHUTDOWN_GRACE_S, end_turns
 
-__all__ = ["DiscordBot", "run_discord"]
+__all__ = ["DiscordBot", "lease_names", "run_discord"]
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "discord"
 #: discord.py waits this long after the last GUILD_CREATE before `on_ready`; messages flow
 #: before it anyway, so the library's default (2 s) only delays startup.
 GUILD_READY_TIMEOUT_S = 2.0
+#: Added to READY_TIMEOUT_S for each shard after the first: discord.py connects them in turn.
+SHARD_READY_S = 6.0
 #: Button sets already chosen in this process (a second quick click is ignored).
 CHOSEN_MEMORY = 4096
 EXPIRED_TEXT = "This button has expired."
@@ -84,7 +86,7 @@ class _Place:
         return str(self.guild_id) if self.guild_id is not None else "dm"
 
 
-class _Client(discord.Client):
+class _Hooks(discord.Client):
     """discord.py's event hooks, forwarded to the bot (which owns all logic)."""
 
     def __init__(self, bot: DiscordBot, **options: Any) -> None:
@@ -110,6 +112,21 @@ class _Client(discord.Client):
         self._bot.on_deleted(payload.message_ids)
 
 
+class _Client(_Hooks):
+    """One gateway connection: the bot unsharded (Discord's shard 0 of 1)."""
+
+
+class _ShardedClient(_Hooks, discord.AutoShardedClient):
+    """One connection per shard this process runs (bots/discord/shards.py)."""
+
+
+def _client(bot: DiscordBot, plan: ShardPlan, **options: Any) -> discord.Client:
+    if not plan.sharded:
+        return _Client(bot, **options)
+    ids = list(plan.ids) if plan.ids is not None else None
+    return _ShardedClient(bot, shard_count=plan.count, shard_ids=ids, **options)
+
+
 class DiscordBot:
     def __init__(
         self,
@@ -125,9 +142,11 @@ class DiscordBot:
         self._settings = settings
         self._bridge = bridge
         self._intents = intents or bot_intents()
-        self.budgets = ChannelBudgets()
-        self._client = _Client(
+        self.shards = ShardPlan.of(settings)
+        self.budgets = ChannelBudgets(global_limit=self.shards.global_limit())
+        self._client = _client(
             self,
+            self.shards,
             intents=self._intents,
             allowed_mentions=NO_MENTIONS,
             http_trace=self.budgets.trace_config(),
@@ -154,21 +173,43 @@ class DiscordBot:
         self._endpoints.point_at(self._settings)
         try:
             await login(self._client, self._settings)
+            await self._resolve_shard_count()
             self._connection = asyncio.create_task(
                 self._client.connect(reconnect=True), name="discord-gateway"
             )
-            await wait_ready(self._client, self._connection, self._settings, self._intents)
+            shards = self.shards.count if self.shards.ids is None else len(self.shards.ids)
+            timeout_s = READY_TIMEOUT_S + SHARD_READY_S * ((shards or 1) - 1)
+            await wait_ready(
+                self._client, self._connection, self._settings, self._intents, timeout_s
+            )
         except BaseException:
             await self.close()
             raise
-        await finalize_dangling(self._bridge.store, PLATFORM, self._finalize_dangling)
+        for journal in self.shards.journals():
+            await finalize_dangling(self._bridge.store, journal, self._finalize_dangling)
         self.invite_url = invite_url(self._client.application_id or 0)
+        sharding = self.shards.describe()
         log.info(
-            "Discord: connected as %s (application %s). Invite it with: %s",
+            "Discord: connected as %s (application %s%s). Invite it with: %s",
             self._client.user,
             self._client.application_id,
+            f", {sharding}" if sharding else "",
             self.invite_url,
         )
+
+    async def _resolve_shard_count(self) -> None:
+        """DISCORD_SHARD_COUNT=auto: ask Discord how many shards, then connect all of them to
+        DISCORD_GATEWAY_URL (given no count, discord.py would use the URL Discord returns and
+        pass over a configured gateway proxy)."""
+        if not self.shards.auto:
+            return
+        try:
+            count, _, _ = await self._client.http.get_bot_gateway()
+        except discord.GatewayNotFound as exc:
+            url = self._settings.discord_api_url
+            raise PlatformError(f"Discord: GET /gateway/bot failed at {url}: {exc}") from exc
+        self.shards = self.shards.resolved(int(count))
+        self._client.shard_count = self.shards.count
 
     async def wait_closed(self) -> None:
         """Run until the gateway connection ends (it reconnects by itself on network faults)."""
@@ -262,7 +303,8 @@ class DiscordBot:
     def _renderer(self, place: _Place, *, reply_to: ReplyTo | None = None) -> DiscordRenderer:
         channel = self._client.get_partial_messageable(place.channel_id, guild_id=place.guild_id)
         destination = Destination(channel, place.is_thread, self.budgets, self._reported)
-        journal = StoreJournal(self._bridge.store, PLATFORM, {"channel": str(place.channel_id)})
+        location = {"channel": str(place.channel_id)}
+        journal = StoreJournal(self._bridge.store, self.shards.journal(place.guild_id), location)
         return DiscordRenderer(
             destination, unit=self._settings.stream_unit, reply_to=reply_to, journal=journal
         )
@@ -395,6 +437,11 @@ def _place_of(channel: object, guild_id: int | None, channel_id: int | None = No
         guild_id = getattr(channel, "guild_id", None)
     is_thread = getattr(channel, "type", None) in THREAD_TYPES
     return _Place(int(ident), guild_id, is_thread)
+
+
+def lease_names(settings: Settings) -> list[str]:
+    """The leases a process serving ``settings`` holds: the bot's, or one per shard."""
+    return ShardPlan.of(settings).lease_names(settings)
 
 
 async def run_discord(settings: Settings, bridge: Bridge) -> None:

@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 
 #: How long `start()` waits for READY before naming DISCORD_GATEWAY_URL as the problem.
 READY_TIMEOUT_S = 60.0
+#: Gateway close codes that mean the shard layout is wrong (docs/discord.md §4, §5).
+_SHARDING_CLOSES = {
+    4010: "Discord refused the shard layout (4010 invalid shard): every process of the bot "
+    "needs the same count, and ids below it",
+    4011: "Discord requires sharding for this bot (4011, more than 2,500 servers): "
+    "set DISCORD_SHARD_COUNT=auto, or a count for several processes",
+}
 
 
 class Endpoints:
@@ -66,18 +73,20 @@ async def wait_ready(
     connection: asyncio.Task[None],
     settings: Settings,
     intents: discord.Intents,
+    timeout_s: float = READY_TIMEOUT_S,
 ) -> None:
-    """Return at READY; raise a core error if the gateway closes first or stays silent."""
+    """Return at READY (of every shard); raise a core error if the gateway closes first or
+    stays silent for ``timeout_s``."""
     ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
     done, _ = await asyncio.wait(
-        {ready, connection}, timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        {ready, connection}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
     )
     if ready in done:
         return
     ready.cancel()
     if connection not in done:
         url = settings.discord_gateway_url
-        raise ConfigError("DISCORD_GATEWAY_URL", f"no READY from {url} in {READY_TIMEOUT_S:.0f}s")
+        raise ConfigError("DISCORD_GATEWAY_URL", f"no READY from {url} in {timeout_s:.0f}s")
     raise _startup_error(connection.exception(), client, intents)
 
 
@@ -90,4 +99,6 @@ def _startup_error(
         return PlatformPermissionError(text)
     if isinstance(exc, discord.ConnectionClosed) and exc.code == 4004:
         return ConfigError("DISCORD_TOKEN", TOKEN_REJECTED)
+    if isinstance(exc, discord.ConnectionClosed) and exc.code in _SHARDING_CLOSES:
+        return ConfigError("DISCORD_SHARD_COUNT", _SHARDING_CLOSES[exc.code])
     return PlatformError(f"Discord gateway closed before READY: {exc!r}")

@@ -71,15 +71,22 @@ class _Channel:
 class ChannelBudgets:
     """One post budget and one edit budget per channel (a thread is a channel)."""
 
-    def __init__(self, *, limit: int = DEFAULT_LIMIT, window_s: float = DEFAULT_WINDOW_S) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        window_s: float = DEFAULT_WINDOW_S,
+        global_limit: int = GLOBAL_LIMIT,
+    ) -> None:
         self._limit = limit
         self._window_s = window_s
         self._channels: dict[str, _Channel] = {}
         #: Every request of the bot spends one slot here as well (finals go first). A fixed
         #: window bounded by what we saw of each request (core/fixed_window.py): Discord
-        #: reports nothing of it before a 429.
+        #: reports nothing of it before a 429. ``global_limit``: this process's share when
+        #: the bot's shards run in several processes (bots/discord/shards.py).
         self.global_ = FixedWindowBudget(
-            GLOBAL_LIMIT, GLOBAL_WINDOW_S + GLOBAL_MARGIN_S, name="discord global"
+            global_limit, GLOBAL_WINDOW_S + GLOBAL_MARGIN_S, name="discord global"
         )
 
     def post(self, channel_id: str) -> RateBudget:

@@ -115,6 +115,40 @@ async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_f
         assert "taking over from the process before" in "".join(second.output)
 
 
+async def test_processes_on_separate_shards_serve_one_bot_and_an_overlapping_one_stands_by(
+    tmp_path: Path, slow_simulator: Simulator
+) -> None:
+    """Two processes, shards 0 and 1 of 2, on one store: each guild's mention is answered
+    once, by the process of its shard. A third asking for shard 1 again waits (a lease per
+    shard, bots/discord/shards.py) and connects only when shard 1's process stops."""
+    async with FakeDiscord(limit=5, window_s=1.0) as fake:
+        env = {**discord_env(tmp_path, slow_simulator, fake), "DISCORD_SHARD_COUNT": "2"}
+        async with (
+            child({**env, "DISCORD_SHARD_IDS": "0"}, tmp_path) as zero,
+            child({**env, "DISCORD_SHARD_IDS": "1"}, tmp_path) as one,
+        ):
+            await fake.wait_until(lambda: fake.gateway.live_shards == [(0, 2), (1, 2)], STARTUP_S)
+            async with child({**env, "DISCORD_SHARD_IDS": "0-1"}, tmp_path) as third:
+                await said(third, "waiting to take over")
+                for channel in ("3000", "3200"):
+                    await fake.send_message("short question", channel_id=channel, mention_bot=True)
+                    await fake.wait_until(lambda c=channel: answered(fake, c, "short question"), 30)
+                assert fake.gateway.identify_count == 2, "the standby connected"
+                assert await one.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+                assert await zero.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+                await fake.wait_until(lambda: fake.gateway.identify_count == 4, STARTUP_S)
+                assert fake.gateway.live_shards == [(0, 2), (1, 2)]
+                assert await third.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        for channel in ("3000", "3200"):
+            answers = [
+                m for m in fake.channel_messages(channel) if m.content == ANSWERS["short question"]
+            ]
+            assert len(answers) == 1, f"{channel} answered {len(answers)} times"
+        CHECKED.add(ANSWERS["short question"])
+        assert "shards 0 of 2" in "".join(zero.output)
+        assert "shards 1 of 2" in "".join(one.output)
+
+
 async def test_a_process_whose_lease_was_taken_stops_with_one_line(
     tmp_path: Path, slow_simulator: Simulator
 ) -> None:

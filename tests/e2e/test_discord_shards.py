@@ -1,0 +1,172 @@
+"""Sharding (bots/discord/shards.py): the real discord.py AutoShardedClient against FakeDiscord.
+
+The fake routes every event to the session of the shard that owns its guild
+(``(guild_id >> 22) % count``) and DMs to shard 0, as Discord does: a shard the bot does not
+connect never sees its guild's messages. Guild 4000 (channel 3000) is on shard 0 of 2, guild
+4194304 (channel 3200) on shard 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bots.discord import DiscordBot
+from core.bridge import open_bridge
+from core.errors import ConfigError
+from core.store import InFlight
+from tests.e2e import discord_fixtures
+from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory, expected_answer
+
+__all__ = ["discord_world_factory"]
+
+discord_world_factory = discord_fixtures.discord_world_factory
+
+HOME, OTHER, DM = "3000", "3200", "5000"  # shard 0, shard 1, shard 0 (DMs) of 2
+
+
+async def ask_everywhere(w: DiscordWorld) -> None:
+    """A mention in each guild and a DM, each answered exactly once."""
+    for channel in (HOME, OTHER):
+        await w.mention(f"hello from {channel}", channel_id=channel)
+    await w.dm("hello from the DM")
+    for channel, question in (
+        (HOME, f"hello from {HOME}"),
+        (OTHER, f"hello from {OTHER}"),
+        (DM, "hello from the DM"),
+    ):
+        await w.wait_for_content(channel, expected_answer(question))
+    await w.wait_settled(DM, turns=3)
+    for channel, question in ((HOME, HOME), (OTHER, OTHER)):
+        answers = w.find_all(channel, expected_answer(f"hello from {question}"))
+        assert len(answers) == 1, f"channel {channel} answered {len(answers)} times"
+
+
+async def test_one_process_connects_every_shard_and_answers_in_each(
+    discord_world_factory: WorldFactory,
+) -> None:
+    async with discord_world_factory(settings_changes={"discord_shard_count": 2}) as w:
+        assert w.fake.gateway.live_shards == [(0, 2), (1, 2)]
+        assert [i["shard"] for i in w.fake.gateway.identifies] == [[0, 2], [1, 2]]
+        await ask_everywhere(w)
+        assert w.fake.count_429 == 0
+
+
+async def test_auto_takes_discords_count_and_keeps_the_configured_gateway(
+    discord_world_factory: WorldFactory,
+) -> None:
+    """DISCORD_SHARD_COUNT=auto asks GET /gateway/bot for the count, but connects to
+    DISCORD_GATEWAY_URL (a proxy), not to the URL that answer names."""
+    async with discord_world_factory(
+        settings_changes={"discord_shard_count": "auto"}, start=False
+    ) as w:
+        w.fake.recommended_shards = 2
+        w.fake.bot_gateway_url = "ws://127.0.0.1:9/gw"  # nothing listens there
+        await w._open_bot()
+        assert w.fake.gateway.live_shards == [(0, 2), (1, 2)]
+        assert any(r.route == "GET /gateway/bot" for r in w.fake.requests)
+        await ask_everywhere(w)
+
+
+async def test_two_bots_on_halves_of_the_shards_answer_each_message_once(
+    discord_world_factory: WorldFactory,
+) -> None:
+    """Two processes (here two bots with their own bridges on one SQLite file), shard 0 and
+    shard 1 of 2: each guild is answered by one of them, DMs by shard 0's."""
+    changes: dict[str, Any] = {"discord_shard_count": 2, "discord_shard_ids": (0,)}
+    async with (
+        discord_world_factory(settings_changes=changes) as w,
+        AsyncExitStack() as stack,
+    ):
+        settings = replace(w.settings, discord_shard_ids=(1,))
+        bridge = await stack.enter_async_context(open_bridge(settings))
+        second = DiscordBot(settings, bridge, guild_ready_timeout_s=0.05)
+        await second.start()
+        stack.push_async_callback(second.close)  # closed first: it restores endpoints last
+        assert w.fake.gateway.live_shards == [(0, 2), (1, 2)]
+        await ask_everywhere(w)
+        # Each process spends its share of the global 50/s: 25 each.
+        assert w.bot.budgets.global_.limit == second.budgets.global_.limit == 25
+
+
+async def test_a_starting_shard_finalizes_only_its_own_shards_dangling_messages(
+    discord_world_factory: WorldFactory,
+) -> None:
+    """Shard 1's process may be streaming while shard 0's restarts: a start must end only
+    the messages its own shards left in flight."""
+    changes: dict[str, Any] = {"discord_shard_count": 2, "discord_shard_ids": (0,)}
+    async with discord_world_factory(settings_changes=changes) as w:
+        home = await hanging_message(w, HOME)
+        other = await hanging_message(w, OTHER)
+        store = w.bridge.store
+        for journal, channel, message_id in (
+            ("discord:shard0/2", HOME, home),
+            ("discord:shard1/2", OTHER, other),
+        ):
+            item = InFlight(f"discord|{channel}|{message_id}", journal, {
+                "channel": channel, "message_id": message_id})  # fmt: skip
+            await store.put_inflight(item)
+        await w.restart()  # shard 0 only
+        assert w.fake.messages[home].content == "Half an answer\n\n⚠️ interrupted"
+        assert w.fake.messages[other].content == "Half an answer ▌", "shard 1's was ended"
+        assert len(await w.bridge.store.inflight("discord:shard1/2")) == 1
+        w.settings = replace(w.settings, discord_shard_ids=(1,))
+        await w.restart()  # shard 1's process comes back
+        assert w.fake.messages[other].content == "Half an answer\n\n⚠️ interrupted"
+        assert w.fake.messages[other].components == []
+        assert await w.bridge.store.inflight("discord:shard1/2") == []
+
+
+async def test_a_sharded_process_journals_its_answers_under_their_shard(
+    discord_world_factory: WorldFactory,
+) -> None:
+    for changes, journal in (
+        ({"discord_shard_count": 2, "discord_shard_ids": (1,)}, "discord:shard1/2"),
+        ({"discord_shard_count": 2}, "discord:shard1/2"),  # both shards, still per shard
+        ({"discord_shard_count": "auto"}, "discord"),  # one process is the whole bot
+    ):
+        async with discord_world_factory(settings_changes=changes, token_delay_s=0.05) as w:
+            await w.mention("long", channel_id=OTHER)
+            entries = await wait_journaled(w, journal)
+            assert entries[0].data["channel"] == OTHER
+
+
+async def test_a_bot_discord_says_must_shard_is_told_to_set_the_shard_count(
+    discord_world_factory: WorldFactory,
+) -> None:
+    async with discord_world_factory(start=False) as w, open_bridge(w.settings) as bridge:
+        w.fake.gateway.required_shards = 2  # in too many guilds for one connection
+        with pytest.raises(ConfigError) as raised:
+            await DiscordBot(w.settings, bridge, guild_ready_timeout_s=0.05).start()
+        assert raised.value.variable == "DISCORD_SHARD_COUNT"
+        assert "set DISCORD_SHARD_COUNT=auto" in str(raised.value)
+        w.fake.recommended_shards = 2
+        auto = replace(w.settings, discord_shard_count="auto")
+        bot = DiscordBot(auto, bridge, guild_ready_timeout_s=0.05)
+        await bot.start()  # what the message says works
+        await bot.close()
+
+
+async def wait_journaled(w: DiscordWorld, journal: str) -> list[InFlight]:
+    for _ in range(200):
+        if entries := await w.bridge.store.inflight(journal):
+            return entries
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing journaled under {journal!r}")
+
+
+async def hanging_message(w: DiscordWorld, channel: str) -> str:
+    """A message as a killed process leaves it: half an answer, a cursor, a Stop button."""
+    stop = {"type": 2, "style": 2, "label": "Stop", "custom_id": "vfs:x"}
+    body = {"content": "Half an answer ▌", "components": [{"type": 1, "components": [stop]}]}
+    url = f"{w.fake.api_url}/channels/{channel}/messages"
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bot {w.fake.token}"}) as http,
+        http.post(url, json=body) as response,
+    ):
+        return str((await response.json(content_type=None))["id"])

@@ -1,0 +1,59 @@
+"""ShardPlan (bots/discord/shards.py): what a process's shards decide — leases, journals, the
+share of Discord's global limit — for each layout an operator can configure."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from bots.discord.shards import ShardPlan
+from core.config import Secret, Settings
+from core.lease import lease_name
+
+TOKEN = Secret("a.b.c")
+
+
+def plan(
+    count: int | Literal["auto"] | None = None, ids: tuple[int, ...] | None = None
+) -> tuple[ShardPlan, Settings]:
+    settings = Settings(discord_token=TOKEN, discord_shard_count=count, discord_shard_ids=ids)
+    return ShardPlan.of(settings), settings
+
+
+def test_unsharded_or_auto_the_process_is_the_whole_bot() -> None:
+    for shards, settings in (plan(), plan("auto"), (plan("auto")[0].resolved(4), plan()[1])):
+        assert shards.whole
+        assert shards.lease_names(settings) == [lease_name("discord", TOKEN)]
+        assert shards.journals() == ["discord"]
+        assert shards.journal(4194304) == shards.journal(None) == "discord"
+        assert shards.global_limit() == 50
+    assert not plan()[0].sharded and plan("auto")[0].sharded and plan(4)[0].sharded
+
+
+def test_with_a_count_every_shard_has_its_lease_and_journal_even_all_in_one_process() -> None:
+    base = lease_name("discord", TOKEN)
+    for shards, settings in (plan(2), plan(2, (0, 1))):
+        assert shards.whole and shards.global_limit() == 50
+        assert shards.lease_names(settings) == [f"{base}:shard0/2", f"{base}:shard1/2"]
+        assert shards.journals() == ["discord:shard0/2", "discord:shard1/2"]
+        assert shards.journal(1 << 22) == "discord:shard1/2"
+
+
+def test_a_process_with_some_shards_owns_a_lease_a_journal_and_a_share_per_shard() -> None:
+    shards, settings = plan(8, (2, 3, 4, 7))
+    base = lease_name("discord", TOKEN)
+    assert shards.lease_names(settings) == [f"{base}:shard{i}/8" for i in (2, 3, 4, 7)]
+    assert shards.journals() == [f"discord:shard{i}/8" for i in (2, 3, 4, 7)]
+    assert shards.journal((3 << 22) | 12345) == "discord:shard3/8"
+    assert shards.journal(None) == "discord:shard0/8"  # DMs arrive on shard 0
+    assert shards.global_limit() == 25
+    assert plan(64, (5,))[0].global_limit() == 1  # never nothing at all
+    assert shards.describe() == "shards 2-4,7 of 8"
+
+
+def test_auto_becomes_every_shard_discord_recommends() -> None:
+    auto, _ = plan("auto")
+    assert auto.describe() == "shards: as Discord recommends"
+    resolved = auto.resolved(3)
+    assert (resolved.count, resolved.whole, resolved.describe()) == (3, True, "shards 0-2 of 3")
+    assert resolved.shard_of(1 << 22) == 1
+    assert plan()[0].describe() == ""
