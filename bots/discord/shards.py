@@ -17,7 +17,8 @@ any ranges leave each other alone:
 * a lease per shard (core/lease.py): two processes never connect the same shard, whatever
   ranges they were given — a second one stands by until the first lets go;
 * a journal per shard: a process that starts finalizes only its own shards' dangling
-  messages, never the answers another process is streaming right now;
+  messages, never the answers another process is streaming right now (and shard 0's process
+  also what an unsharded process left, once no such process holds the bot's lease);
 * its share of the global limit, in proportion to its shards: every process of the bot counts
   against the same per-token 50 requests per second.
 
@@ -87,7 +88,7 @@ class ShardPlan:
         """Every journal this process finalizes at start."""
         if not self.per_shard:
             return [PLATFORM]
-        return [self._shard_journal(i) for i in self._ids()]
+        return [self._shard_journal(i) for i in self.served()]
 
     def lease_names(self, settings: Settings) -> list[str]:
         """The leases this process holds while connected (core/lease.py)."""
@@ -95,14 +96,14 @@ class ShardPlan:
         base = lease_name(PLATFORM, settings.discord_token)
         if not self.per_shard:
             return [base]
-        return [f"{base}:shard{i}/{self.count}" for i in self._ids()]
+        return [f"{base}:shard{i}/{self.count}" for i in self.served()]
 
     def global_limit(self) -> int:
         """This process's share of Discord's global requests per second (one limit for the
         bot's token, whatever its shards and processes: docs/discord.md §2, §5)."""
         if self.whole or not self.count:
             return GLOBAL_LIMIT
-        return max(1, GLOBAL_LIMIT * len(self._ids()) // self.count)
+        return max(1, GLOBAL_LIMIT * len(self.served()) // self.count)
 
     def describe(self) -> str:
         """For the log: ``"shards 0-3 of 8"``; empty when not sharded."""
@@ -110,9 +111,10 @@ class ShardPlan:
             return ""
         if self.count is None:
             return "shards: as Discord recommends"
-        return f"shards {_ranges(self._ids())} of {self.count}"
+        return f"shards {_ranges(self.served())} of {self.count}"
 
-    def _ids(self) -> tuple[int, ...]:
+    def served(self) -> tuple[int, ...]:
+        """The shard ids this process connects."""
         if self.ids is not None:
             return self.ids
         return tuple(range(self.count or 1))

@@ -18,7 +18,9 @@ import pytest
 
 from bots.discord import DiscordBot
 from core.bridge import open_bridge
+from core.config import Secret
 from core.errors import ConfigError
+from core.lease import lease_name
 from core.store import InFlight
 from tests.e2e import discord_fixtures
 from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory, expected_answer
@@ -120,6 +122,29 @@ async def test_a_starting_shard_finalizes_only_its_own_shards_dangling_messages(
         assert w.fake.messages[other].content == "Half an answer\n\n⚠️ interrupted"
         assert w.fake.messages[other].components == []
         assert await w.bridge.store.inflight("discord:shard1/2") == []
+
+
+async def test_shard_0s_process_finalizes_what_the_unsharded_bot_left_once_it_is_gone(
+    discord_world_factory: WorldFactory,
+) -> None:
+    """Moving a bot from one connection to shards: the unsharded process's journal is taken
+    over by the process of shard 0, but only while no unsharded process holds the bot's
+    lease (it could be streaming those answers)."""
+    async with discord_world_factory() as w:  # unsharded
+        left = await hanging_message(w, HOME)
+        item = InFlight(f"discord|{HOME}|{left}", "discord", {"channel": HOME, "message_id": left})
+        await w.bridge.store.put_inflight(item)
+        whole = lease_name("discord", Secret(w.fake.token))
+        assert await w.bridge.store.claim(whole, "elsewhere:1:cafe", 30) is None
+        for ids in ((1,), (0,)):  # not shard 0; shard 0 with the unsharded process alive
+            w.settings = replace(w.settings, discord_shard_count=2, discord_shard_ids=ids)
+            await w.restart()
+            assert w.fake.messages[left].content == "Half an answer ▌"
+        await w.bridge.store.release(whole, "elsewhere:1:cafe")
+        await w.restart()
+        assert w.fake.messages[left].content == "Half an answer\n\n⚠️ interrupted"
+        assert await w.bridge.store.inflight("discord") == []
+        assert await w.bridge.store.claim(whole, "next:1:cafe", 30) is None, "lease kept"
 
 
 async def test_a_sharded_process_journals_its_answers_under_their_shard(
