@@ -170,6 +170,22 @@ async def wait_for_buttons(world: DiscordWorld, channel_id: str, label: str) -> 
     return found
 
 
+async def streaming_message(world: DiscordWorld, channel_id: str) -> FakeMessage:
+    """A bot message that shows streamed text and still carries its stop control."""
+
+    def streaming() -> FakeMessage | None:
+        for message in world.bot_messages(channel_id):
+            stop = message.components and "vfs:" in str(message.components)
+            if stop and len(message.edits) >= 2:
+                return message
+        return None
+
+    await world.fake.wait_until(lambda: streaming() is not None, 15)
+    found = streaming()
+    assert found is not None
+    return found
+
+
 def custom_id(message: FakeMessage, label: str) -> str:
     return str(next(b["custom_id"] for b in buttons_of(message) if b.get("label") == label))
 

@@ -23,7 +23,12 @@ from core.errors import ConfigError
 from core.lease import lease_name
 from core.store import InFlight
 from tests.e2e import discord_fixtures
-from tests.e2e.discord_fixtures import DiscordWorld, WorldFactory, expected_answer
+from tests.e2e.discord_fixtures import (
+    DiscordWorld,
+    WorldFactory,
+    expected_answer,
+    streaming_message,
+)
 
 __all__ = ["discord_world_factory"]
 
@@ -82,7 +87,7 @@ async def test_two_bots_on_halves_of_the_shards_answer_each_message_once(
     shard 1 of 2: each guild is answered by one of them, DMs by shard 0's."""
     changes: dict[str, Any] = {"discord_shard_count": 2, "discord_shard_ids": (0,)}
     async with (
-        discord_world_factory(settings_changes=changes) as w,
+        discord_world_factory(settings_changes=changes, token_delay_s=0.02) as w,
         AsyncExitStack() as stack,
     ):
         settings = replace(w.settings, discord_shard_ids=(1,))
@@ -94,6 +99,13 @@ async def test_two_bots_on_halves_of_the_shards_answer_each_message_once(
         await ask_everywhere(w)
         # Each process spends its share of the global 50/s: 25 each.
         assert w.bot.budgets.global_.limit == second.budgets.global_.limit == 25
+        # A Stop click arrives on the shard of its guild: the process streaming that answer.
+        await w.mention("something long please", channel_id=OTHER)
+        streaming = await streaming_message(w, OTHER)
+        stop_id = streaming.components[0]["components"][0]["custom_id"]
+        await w.fake.click(streaming.id, stop_id)
+        await w.fake.wait_until(lambda: streaming.content.endswith("⏹️ stopped"), 10)
+        assert streaming.components == []
 
 
 async def test_a_starting_shard_finalizes_only_its_own_shards_dangling_messages(

@@ -23,6 +23,7 @@ from tests.e2e.discord_fixtures import (
     expected_answer,
     fits_the_bucket,
     is_balanced,
+    streaming_message,
     strip_cursor,
 )
 from tests.fakes import discord_guild as guild
@@ -144,7 +145,7 @@ async def test_three_conversations_stream_at_once_in_one_channel(
 async def test_stop_cancels_the_voiceflow_request(discord_world_factory: WorldFactory) -> None:
     async with discord_world_factory(token_delay_s=0.02) as w:
         await w.mention("something long please")
-        placeholder = await _streaming_message(w, "3000")
+        placeholder = await streaming_message(w, "3000")
         stop_id = placeholder.components[0]["components"][0]["custom_id"]
         interaction = await w.fake.click(placeholder.id, stop_id)
         await w.simulator.wait_for_disconnects(1)
@@ -168,7 +169,7 @@ async def test_a_deleted_question_stops_its_answer(
     and nothing is posted for it."""
     async with discord_world_factory(token_delay_s=0.02) as w:
         asked = await w.mention("something long please")
-        placeholder = await _streaming_message(w, "3000")
+        placeholder = await streaming_message(w, "3000")
         queued = await w.mention("and another thing")  # the same conversation: it waits
         if bulk:
             w.fake.bulk_delete([queued, asked])
@@ -192,7 +193,7 @@ async def test_only_the_asker_or_a_moderator_can_stop_an_answer(
     requester or moderators only); a member who may manage messages stops it."""
     async with discord_world_factory(token_delay_s=0.02) as w:
         await w.mention("something long please")  # asked by the human, 2000
-        placeholder = await _streaming_message(w, "3000")
+        placeholder = await streaming_message(w, "3000")
         stop_id = placeholder.components[0]["components"][0]["custom_id"]
         await w.fake.click(placeholder.id, stop_id, user_id="2999", permissions=guild.MEMBER)
 
@@ -209,28 +210,12 @@ async def test_only_the_asker_or_a_moderator_can_stop_an_answer(
         await w.fake.wait_until(lambda: placeholder.content.endswith("⏹️ stopped"), 10)
 
 
-async def _streaming_message(world: DiscordWorld, channel_id: str) -> FakeMessage:
-    """A bot message that shows streamed text and still carries its stop control."""
-
-    def streaming() -> FakeMessage | None:
-        for message in world.bot_messages(channel_id):
-            stop = message.components and "vfs:" in str(message.components)
-            if stop and len(message.edits) >= 2:
-                return message
-        return None
-
-    await world.fake.wait_until(lambda: streaming() is not None, 15)
-    found = streaming()
-    assert found is not None
-    return found
-
-
 async def test_a_deleted_placeholder_gets_the_rest_posted_anew(
     discord_world_factory: WorldFactory,
 ) -> None:
     async with discord_world_factory(token_delay_s=0.03) as w:
         await w.dm(QUESTION)
-        doomed = await _streaming_message(w, "5000")
+        doomed = await streaming_message(w, "5000")
         w.fake.delete_message(doomed.id)
         expected = expected_answer(QUESTION)
         final = await w.wait_for_content("5000", expected)
