@@ -23,6 +23,12 @@ from bots.discord.connection import READY_TIMEOUT_S, Endpoints, login, wait_read
 from bots.discord.onboarding import bot_intents, invite_url
 from bots.discord.ratelimits import ChannelBudgets
 from bots.discord.renderer import DiscordRenderer
+from bots.discord.session_starts import (
+    IdentifyQueue,
+    SessionStarts,
+    read_session_starts,
+    refuse_if_used_up,
+)
 from bots.discord.shards import PLATFORM, ShardPlan
 from bots.discord.writer import NO_MENTIONS, Destination, DiscordWriter, ReplyTo
 from core.admission import is_allowed_place
@@ -120,6 +126,11 @@ class _Client(_Hooks):
 class _ShardedClient(_Hooks, discord.AutoShardedClient):
     """One connection per shard this process runs (bots/discord/shards.py)."""
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # Instead of discord.py's 5 s sleep before every IDENTIFY but a process's first: the
+        # bot's IDENTIFY rate is per token, whatever the process (session_starts.py).
+        await self._bot.identify_turn(shard_id or 0)
+
 
 def _client(bot: DiscordBot, plan: ShardPlan, **options: Any) -> discord.Client:
     if not plan.sharded:
@@ -161,6 +172,7 @@ class DiscordBot:
         self._closing = False
         self._connection: asyncio.Task[None] | None = None
         self._endpoints = Endpoints()
+        self._identify: IdentifyQueue | None = None
         self._chosen: dict[int, None] = {}
         self.invite_url: str | None = None
 
@@ -174,7 +186,7 @@ class DiscordBot:
         self._endpoints.point_at(self._settings)
         try:
             await login(self._client, self._settings)
-            await self._resolve_shard_count()
+            await self._prepare_session_starts()
             self._connection = asyncio.create_task(
                 self._client.connect(reconnect=True), name="discord-gateway"
             )
@@ -215,19 +227,33 @@ class DiscordBot:
         finally:
             await store.release(whole, me)
 
-    async def _resolve_shard_count(self) -> None:
-        """DISCORD_SHARD_COUNT=auto: ask Discord how many shards, then connect all of them to
-        DISCORD_GATEWAY_URL (given no count, discord.py would use the URL Discord returns and
-        pass over a configured gateway proxy)."""
-        if not self.shards.auto:
-            return
+    async def _prepare_session_starts(self) -> None:
+        """Ask Discord for the session starts left (refusing to spend the last ones) and, with
+        ``DISCORD_SHARD_COUNT=auto``, for the shard count; then connect all shards to
+        DISCORD_GATEWAY_URL (given no count, discord.py would use the URL Discord returns
+        and pass over a configured gateway proxy)."""
         try:
-            count, _, _ = await self._client.http.get_bot_gateway()
-        except discord.GatewayNotFound as exc:
-            url = self._settings.discord_api_url
-            raise PlatformError(f"Discord: GET /gateway/bot failed at {url}: {exc}") from exc
-        self.shards = self.shards.resolved(int(count))
-        self._client.shard_count = self.shards.count
+            starts: SessionStarts | None = await read_session_starts(self._client)
+        except PlatformError as exc:
+            if self.shards.auto:
+                raise
+            log.warning("%s: connecting without knowing the session starts left", exc)
+            starts = None
+        if starts is not None and self.shards.auto:
+            self.shards = self.shards.resolved(starts.recommended_shards)
+            self._client.shard_count = self.shards.count
+        if starts is not None:
+            refuse_if_used_up(starts, len(self.shards.served()))
+        assert self._settings.discord_token is not None
+        concurrency = starts.max_concurrency if starts is not None else 1
+        self._identify = IdentifyQueue(
+            self._bridge.store, self._settings.discord_token, concurrency
+        )
+
+    async def identify_turn(self, shard_id: int) -> None:
+        """Wait until shard ``shard_id`` may IDENTIFY (a sharded client's hook)."""
+        if self._identify is not None:
+            await self._identify.turn(shard_id)
 
     async def wait_closed(self) -> None:
         """Run until the gateway connection ends (it reconnects by itself on network faults)."""

@@ -223,6 +223,7 @@ async def open_discord_world(
     require_intents_allowed: int | None = None,
     settings_changes: dict[str, Any] | None = None,
     bot_options: dict[str, Any] | None = None,
+    fake_changes: dict[str, Any] | None = None,
     start: bool = True,
 ) -> AsyncIterator[DiscordWorld]:
     async with (
@@ -244,6 +245,8 @@ async def open_discord_world(
             state_url=f"sqlite:///{tmp_path / 'state.db'}",
         )
         settings = replace(settings, **(settings_changes or {}))
+        for name, value in (fake_changes or {}).items():  # e.g. what GET /gateway/bot says
+            setattr(fake, name, value)
         options = {"guild_ready_timeout_s": 0.05, **(bot_options or {})}
         world = DiscordWorld(fake, simulator, settings, options)
         try:

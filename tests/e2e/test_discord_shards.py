@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,7 +20,7 @@ import pytest
 from bots.discord import DiscordBot
 from core.bridge import open_bridge
 from core.config import Secret
-from core.errors import ConfigError
+from core.errors import ConfigError, PlatformError
 from core.lease import lease_name
 from core.store import InFlight
 from tests.e2e import discord_fixtures
@@ -35,6 +36,10 @@ __all__ = ["discord_world_factory"]
 discord_world_factory = discord_fixtures.discord_world_factory
 
 HOME, OTHER, DM = "3000", "3200", "5000"  # shard 0, shard 1, shard 0 (DMs) of 2
+#: Discord lets shards 0 and 1 IDENTIFY at once (two buckets), so no test waits out the 5 s.
+TWO_AT_ONCE: dict[str, Any] = {"max_concurrency": 2}
+#: Answers still streaming when a test ends are cut at once.
+QUICK_STOP: dict[str, Any] = {"shutdown_grace_s": 0.1}
 
 
 async def ask_everywhere(w: DiscordWorld) -> None:
@@ -57,7 +62,9 @@ async def ask_everywhere(w: DiscordWorld) -> None:
 async def test_one_process_connects_every_shard_and_answers_in_each(
     discord_world_factory: WorldFactory,
 ) -> None:
-    async with discord_world_factory(settings_changes={"discord_shard_count": 2}) as w:
+    async with discord_world_factory(
+        settings_changes={"discord_shard_count": 2}, fake_changes=TWO_AT_ONCE
+    ) as w:
         assert w.fake.gateway.live_shards == [(0, 2), (1, 2)]
         assert [i["shard"] for i in w.fake.gateway.identifies] == [[0, 2], [1, 2]]
         await ask_everywhere(w)
@@ -70,7 +77,7 @@ async def test_auto_takes_discords_count_and_keeps_the_configured_gateway(
     """DISCORD_SHARD_COUNT=auto asks GET /gateway/bot for the count, but connects to
     DISCORD_GATEWAY_URL (a proxy), not to the URL that answer names."""
     async with discord_world_factory(
-        settings_changes={"discord_shard_count": "auto"}, start=False
+        settings_changes={"discord_shard_count": "auto"}, fake_changes=TWO_AT_ONCE, start=False
     ) as w:
         w.fake.recommended_shards = 2
         w.fake.bot_gateway_url = "ws://127.0.0.1:9/gw"  # nothing listens there
@@ -87,7 +94,9 @@ async def test_two_bots_on_halves_of_the_shards_answer_each_message_once(
     shard 1 of 2: each guild is answered by one of them, DMs by shard 0's."""
     changes: dict[str, Any] = {"discord_shard_count": 2, "discord_shard_ids": (0,)}
     async with (
-        discord_world_factory(settings_changes=changes, token_delay_s=0.02) as w,
+        discord_world_factory(
+            settings_changes=changes, token_delay_s=0.02, fake_changes=TWO_AT_ONCE
+        ) as w,
         AsyncExitStack() as stack,
     ):
         settings = replace(w.settings, discord_shard_ids=(1,))
@@ -114,7 +123,7 @@ async def test_a_starting_shard_finalizes_only_its_own_shards_dangling_messages(
     """Shard 1's process may be streaming while shard 0's restarts: a start must end only
     the messages its own shards left in flight."""
     changes: dict[str, Any] = {"discord_shard_count": 2, "discord_shard_ids": (0,)}
-    async with discord_world_factory(settings_changes=changes) as w:
+    async with discord_world_factory(settings_changes=changes, fake_changes=TWO_AT_ONCE) as w:
         home = await hanging_message(w, HOME)
         other = await hanging_message(w, OTHER)
         store = w.bridge.store
@@ -142,7 +151,7 @@ async def test_shard_0s_process_finalizes_what_the_unsharded_bot_left_once_it_is
     """Moving a bot from one connection to shards: the unsharded process's journal is taken
     over by the process of shard 0, but only while no unsharded process holds the bot's
     lease (it could be streaming those answers)."""
-    async with discord_world_factory() as w:  # unsharded
+    async with discord_world_factory(fake_changes=TWO_AT_ONCE) as w:  # unsharded
         left = await hanging_message(w, HOME)
         item = InFlight(f"discord|{HOME}|{left}", "discord", {"channel": HOME, "message_id": left})
         await w.bridge.store.put_inflight(item)
@@ -167,7 +176,12 @@ async def test_a_sharded_process_journals_its_answers_under_their_shard(
         ({"discord_shard_count": 2}, "discord:shard1/2"),  # both shards, still per shard
         ({"discord_shard_count": "auto"}, "discord"),  # one process is the whole bot
     ):
-        async with discord_world_factory(settings_changes=changes, token_delay_s=0.05) as w:
+        async with discord_world_factory(
+            settings_changes=changes,
+            token_delay_s=0.05,
+            fake_changes=TWO_AT_ONCE,
+            bot_options=QUICK_STOP,
+        ) as w:
             await w.mention("long", channel_id=OTHER)
             entries = await wait_journaled(w, journal)
             assert entries[0].data["channel"] == OTHER
@@ -182,11 +196,65 @@ async def test_a_bot_discord_says_must_shard_is_told_to_set_the_shard_count(
             await DiscordBot(w.settings, bridge, guild_ready_timeout_s=0.05).start()
         assert raised.value.variable == "DISCORD_SHARD_COUNT"
         assert "set DISCORD_SHARD_COUNT=auto" in str(raised.value)
-        w.fake.recommended_shards = 2
+        w.fake.recommended_shards, w.fake.max_concurrency = 2, 2
         auto = replace(w.settings, discord_shard_count="auto")
         bot = DiscordBot(auto, bridge, guild_ready_timeout_s=0.05)
         await bot.start()  # what the message says works
         await bot.close()
+
+
+async def test_the_last_session_starts_of_the_day_are_not_spent(
+    discord_world_factory: WorldFactory,
+) -> None:
+    """Using up the 1,000 IDENTIFYs per 24 h resets the bot's token (docs/discord.md §5): a
+    process restarting in a loop stops before that, with one line, and never identifies."""
+    for changes, remaining in (({}, 0), ({"discord_shard_count": 2}, 1)):
+        async with (
+            discord_world_factory(settings_changes=changes, start=False) as w,
+            open_bridge(w.settings) as bridge,
+        ):
+            w.fake.session_starts_remaining = remaining
+            with pytest.raises(PlatformError) as raised:
+                await DiscordBot(w.settings, bridge, guild_ready_timeout_s=0.05).start()
+            text = str(raised.value)
+            assert f"{remaining} of the bot's 1000 session starts per 24 h are left" in text
+            assert "come back in 1.0 h" in text and w.fake.token not in text
+            assert w.fake.gateway.identify_count == 0
+
+
+async def test_shards_of_two_processes_keep_discords_identify_rate(
+    discord_world_factory: WorldFactory, tmp_path: Path
+) -> None:
+    """One IDENTIFY per 5 s per bucket (shard_id % max_concurrency), for the whole token:
+    two processes starting together wait their turn through the store instead of drawing
+    INVALID_SESSION; with two buckets they go at once."""
+    for concurrency in (1, 2):
+        changes: dict[str, Any] = {
+            "discord_shard_count": 2,
+            "state_url": f"sqlite:///{tmp_path / f'{concurrency}.db'}",  # no slot held before
+        }
+        async with (
+            discord_world_factory(
+                settings_changes=changes,
+                fake_changes={"max_concurrency": concurrency},
+                start=False,
+            ) as w,
+            AsyncExitStack() as stack,
+        ):
+            w.fake.gateway.identify_interval_s = 5.0
+            bots = []
+            for ids in ((0,), (1,)):
+                settings = replace(w.settings, discord_shard_ids=ids)
+                bridge = await stack.enter_async_context(open_bridge(settings))
+                bots.append(DiscordBot(settings, bridge, guild_ready_timeout_s=0.05))
+                stack.push_async_callback(bots[-1].close)
+            began = asyncio.get_running_loop().time()
+            await asyncio.gather(*(bot.start() for bot in bots))
+            took = asyncio.get_running_loop().time() - began
+            assert w.fake.gateway.live_shards == [(0, 2), (1, 2)]
+            assert w.fake.gateway.identify_refused == 0
+            assert took >= 5.0 if concurrency == 1 else took < 4.0, took
+            await ask_everywhere(w)
 
 
 async def wait_journaled(w: DiscordWorld, journal: str) -> list[InFlight]:

@@ -98,6 +98,7 @@ class FakeDiscord(InteractionRoutes):
             ready_events=self._ready_events,
             members=lambda guild_id: world.members(self.bot_user_id, guild_id),
             on_change=self._changed,
+            max_concurrency=lambda: self.max_concurrency,
         )
         return self
 

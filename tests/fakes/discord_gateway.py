@@ -4,7 +4,9 @@ One session per shard (IDENTIFY's ``shard: [id, count]``, ``[0, 1]`` when absent
 of a shard replaces that shard's session. An event goes to every session whose shard owns its
 guild, ``(guild_id >> 22) % count == id``; events without a guild (DMs) go to shard 0
 (docs/discord.md §5). A shard id outside its count is refused with close code 4010, a count
-below ``required_shards`` (a bot in too many guilds for one shard) with 4011.
+below ``required_shards`` (a bot in too many guilds for one shard) with 4011. When
+``identify_interval_s`` is set, Discord's session start rate is enforced: one IDENTIFY per
+interval per bucket ``shard_id % max_concurrency``; one more is answered INVALID_SESSION.
 
 Every dispatch gets the session's next sequence number and is kept in the session log, so a
 RESUME replays what the client missed while disconnected (as Discord does). Frames go out through
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,12 +115,14 @@ class FakeGateway:
         ready_events: ReadyEvents,
         members: Callable[[str], list[dict[str, Any]]],
         on_change: Callable[[], None],
+        max_concurrency: Callable[[], int] = lambda: 1,
     ) -> None:
         self._token = token
         self._allowed = require_intents_allowed
         self._ready_events = ready_events
         self._members = members
         self._on_change = on_change
+        self._max_concurrency = max_concurrency
         self._sessions: dict[tuple[int, int], _Session] = {}
         self._connections: set[_Connection] = set()
         self.identify: dict[str, Any] | None = None
@@ -126,6 +131,10 @@ class FakeGateway:
         self.resume_count = 0
         self.close_codes: list[int] = []  # codes the fake closed connections with
         self.required_shards = 1  # the fewest shards Discord accepts for this bot
+        #: Session start rate (GET /gateway/bot's session_start_limit): None = not enforced.
+        self.identify_interval_s: float | None = None
+        self.identify_refused = 0  # IDENTIFYs answered INVALID_SESSION for coming too soon
+        self._identified_at: dict[int, float] = {}  # bucket → loop time of its last IDENTIFY
 
     @property
     def session_id(self) -> str | None:
@@ -218,6 +227,10 @@ class FakeGateway:
         if shard[1] < self.required_shards:
             conn.close(CLOSE_SHARDING_REQUIRED)
             return
+        if self._too_soon(shard[0]):
+            self.identify_refused += 1
+            conn.send({"op": OP_INVALID_SESSION, "d": False})
+            return
         self.identify_count += 1
         self.identifies.append(data)
         session = _Session(f"sess{self.identify_count}", shard, self.identify_count)
@@ -226,6 +239,16 @@ class FakeGateway:
         for event, payload in self._ready_events(session.session_id, shard):
             session.send(event, payload)
         self._on_change()
+
+    def _too_soon(self, shard_id: int) -> bool:
+        """Whether this IDENTIFY breaks the session start rate (it is counted if not)."""
+        if self.identify_interval_s is None:
+            return False
+        bucket, now = shard_id % self._max_concurrency(), asyncio.get_running_loop().time()
+        if now - self._identified_at.get(bucket, -math.inf) < self.identify_interval_s:
+            return True
+        self._identified_at[bucket] = now
+        return False
 
     def _resume(self, conn: _Connection, data: dict[str, Any]) -> None:
         session = next(

@@ -169,6 +169,8 @@ class RestCore:
         #: (the fake's own gateway unless a test sets another).
         self.recommended_shards = 1
         self.bot_gateway_url: str | None = None
+        self.session_starts_remaining = 999
+        self.max_concurrency = 1
         self._rate_limits = rate_limits
         self._limit, self._window_s = limit, window_s
         self._global = FixedWindow(global_limit, GLOBAL_WINDOW_S)
@@ -318,7 +320,12 @@ class RestCore:
         return Reply(200, application(self.application_id))
 
     def _get_gateway_bot(self, call: Call) -> Reply:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        limit = {
+            "total": 1000,
+            "remaining": self.session_starts_remaining,
+            "reset_after": 3_600_000,
+            "max_concurrency": self.max_concurrency,
+        }
         url = self.bot_gateway_url or self.gateway_url
         reply = {"url": url, "shards": self.recommended_shards, "session_start_limit": limit}
         return Reply(200, reply)

@@ -122,6 +122,8 @@ async def test_processes_on_separate_shards_serve_one_bot_and_an_overlapping_one
     once, by the process of its shard. A third asking for shard 1 again waits (a lease per
     shard, bots/discord/shards.py) and connects only when shard 1's process stops."""
     async with FakeDiscord(limit=5, window_s=1.0) as fake:
+        fake.max_concurrency = 2  # shards 0 and 1 may IDENTIFY in the same 5 s
+        fake.gateway.identify_interval_s = 5.0
         env = {**discord_env(tmp_path, slow_simulator, fake), "DISCORD_SHARD_COUNT": "2"}
         async with (
             child({**env, "DISCORD_SHARD_IDS": "0"}, tmp_path) as zero,
@@ -139,6 +141,7 @@ async def test_processes_on_separate_shards_serve_one_bot_and_an_overlapping_one
                 await fake.wait_until(lambda: fake.gateway.identify_count == 4, STARTUP_S)
                 assert fake.gateway.live_shards == [(0, 2), (1, 2)]
                 assert await third.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        assert fake.gateway.identify_refused == 0
         for channel in ("3000", "3200"):
             answers = [
                 m for m in fake.channel_messages(channel) if m.content == ANSWERS["short question"]
