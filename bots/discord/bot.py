@@ -23,12 +23,7 @@ from bots.discord.connection import READY_TIMEOUT_S, Endpoints, login, wait_read
 from bots.discord.onboarding import bot_intents, invite_url
 from bots.discord.ratelimits import ChannelBudgets
 from bots.discord.renderer import DiscordRenderer
-from bots.discord.session_starts import (
-    IdentifyQueue,
-    SessionStarts,
-    read_session_starts,
-    refuse_if_used_up,
-)
+from bots.discord.session_starts import IdentifyQueue, prepare_session_starts
 from bots.discord.shards import PLATFORM, ShardPlan
 from bots.discord.writer import NO_MENTIONS, Destination, DiscordWriter, ReplyTo
 from core.admission import is_allowed_place
@@ -190,8 +185,7 @@ class DiscordBot:
             self._connection = asyncio.create_task(
                 self._client.connect(reconnect=True), name="discord-gateway"
             )
-            shards = self.shards.count if self.shards.ids is None else len(self.shards.ids)
-            timeout_s = READY_TIMEOUT_S + SHARD_READY_S * ((shards or 1) - 1)
+            timeout_s = READY_TIMEOUT_S + SHARD_READY_S * (len(self.shards.served()) - 1)
             await wait_ready(
                 self._client, self._connection, self._settings, self._intents, timeout_s
             )
@@ -228,27 +222,12 @@ class DiscordBot:
             await store.release(whole, me)
 
     async def _prepare_session_starts(self) -> None:
-        """Ask Discord for the session starts left (refusing to spend the last ones) and, with
-        ``DISCORD_SHARD_COUNT=auto``, for the shard count; then connect all shards to
-        DISCORD_GATEWAY_URL (given no count, discord.py would use the URL Discord returns
-        and pass over a configured gateway proxy)."""
-        try:
-            starts: SessionStarts | None = await read_session_starts(self._client)
-        except PlatformError as exc:
-            if self.shards.auto:
-                raise
-            log.warning("%s: connecting without knowing the session starts left", exc)
-            starts = None
-        if starts is not None and self.shards.auto:
-            self.shards = self.shards.resolved(starts.recommended_shards)
-            self._client.shard_count = self.shards.count
-        if starts is not None:
-            refuse_if_used_up(starts, len(self.shards.served()))
         assert self._settings.discord_token is not None
-        concurrency = starts.max_concurrency if starts is not None else 1
-        self._identify = IdentifyQueue(
-            self._bridge.store, self._settings.discord_token, concurrency
+        self.shards, self._identify = await prepare_session_starts(
+            self._client, self.shards, self._bridge.store, self._settings.discord_token
         )
+        if self.shards.count is not None:
+            self._client.shard_count = self.shards.count
 
     async def identify_turn(self, shard_id: int) -> None:
         """Wait until shard ``shard_id`` may IDENTIFY (a sharded client's hook)."""

@@ -4,7 +4,8 @@
 IDENTIFYs per 24 h — using them all up makes Discord reset the bot's token — and
 ``max_concurrency`` IDENTIFYs per 5 s, one per bucket ``shard_id % max_concurrency``.
 
-* :func:`read_session_starts` asks once, after login;
+* :func:`prepare_session_starts` asks once, after login (``auto`` learns its shard count
+  there too);
 * :func:`refuse_if_used_up` stops a start that would spend the last ones: a process stuck in a
   crash loop must not cost the operator the token;
 * :class:`IdentifyQueue` spaces the IDENTIFYs of a sharded bot across every process that
@@ -22,12 +23,19 @@ from typing import Any
 
 import discord
 
+from bots.discord.shards import ShardPlan
 from core.config import Secret
 from core.errors import PlatformError
 from core.lease import holder_id, lease_name
 from core.store import Store
 
-__all__ = ["IdentifyQueue", "SessionStarts", "read_session_starts", "refuse_if_used_up"]
+__all__ = [
+    "IdentifyQueue",
+    "SessionStarts",
+    "prepare_session_starts",
+    "read_session_starts",
+    "refuse_if_used_up",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,27 @@ async def read_session_starts(client: discord.Client) -> SessionStarts:
         reset_after_s=float(raw.get("reset_after", 0)) / 1000,
         max_concurrency=max(1, int(raw.get("max_concurrency", 1))),
     )
+
+
+async def prepare_session_starts(
+    client: discord.Client, plan: ShardPlan, store: Store, token: Secret
+) -> tuple[ShardPlan, IdentifyQueue]:
+    """After login: the plan (``auto`` resolved to Discord's count) and the IDENTIFY queue;
+    raises when the session starts left are too few. Given no count, discord.py would connect
+    to the URL Discord returns and pass over a configured DISCORD_GATEWAY_URL, so ``auto``
+    hands it the count."""
+    try:
+        starts: SessionStarts | None = await read_session_starts(client)
+    except PlatformError as exc:
+        if plan.auto:
+            raise
+        log.warning("%s: connecting without knowing the session starts left", exc)
+        starts = None
+    if starts is None:
+        return plan, IdentifyQueue(store, token, 1)
+    plan = plan.resolved(starts.recommended_shards)
+    refuse_if_used_up(starts, len(plan.served()))
+    return plan, IdentifyQueue(store, token, starts.max_concurrency)
 
 
 def refuse_if_used_up(starts: SessionStarts, connections: int) -> None:
