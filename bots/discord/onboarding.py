@@ -6,9 +6,14 @@ never contains the token.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import aiohttp
 import discord
 
+from bots.discord.session_starts import SessionStarts, used_up
+from bots.discord.shards import ShardPlan
 from core.config import Settings
 
 __all__ = [
@@ -80,17 +85,12 @@ def token_rejected_line() -> str:
 
 
 async def check_discord(settings: Settings) -> list[str]:
-    """Verify the token with ``GET /users/@me``; one line per problem, naming the variable."""
+    """Verify the token with ``GET /users/@me`` and that session starts are left; one line per
+    problem, naming the variable."""
     if settings.discord_token is None:
         return []
-    url = f"{settings.discord_api_url.rstrip('/')}/users/@me"
-    headers = {"Authorization": f"Bot {settings.discord_token.reveal()}"}
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)) as http,
-            http.get(url, headers=headers) as response,
-        ):
-            status = response.status
+        status, _ = await _get(settings, "/users/@me")
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc)
         return [f"DISCORD_API_URL: cannot reach {settings.discord_api_url} ({reason})"]
@@ -101,4 +101,33 @@ async def check_discord(settings: Settings) -> list[str]:
             f"DISCORD_API_URL: {settings.discord_api_url} answered GET /users/@me with HTTP "
             f"{status}; is it the Discord REST API (…/api/v10)?"
         ]
-    return []
+    return await _check_session_starts(settings)
+
+
+async def _check_session_starts(settings: Settings) -> list[str]:
+    """Whether enough session starts are left for this process's connections (a token that
+    runs out of them is reset by Discord). Unknown (an API without the route) is no problem."""
+    try:
+        _, body = await _get(settings, "/gateway/bot")
+        starts = SessionStarts.from_wire(body["shards"], body["session_start_limit"])
+    except (TimeoutError, aiohttp.ClientError, OSError, KeyError, TypeError, ValueError):
+        return []  # None of a body is a TypeError
+    plan = ShardPlan.of(settings).resolved(starts.recommended_shards)
+    problem = used_up(starts, len(plan.served()))
+    return [] if problem is None else [f"DISCORD_TOKEN: {problem}"]
+
+
+async def _get(settings: Settings, path: str) -> tuple[int, Any]:
+    """``GET`` a REST path with the bot token: the status, and the JSON body of a 200."""
+    assert settings.discord_token is not None
+    url = f"{settings.discord_api_url.rstrip('/')}{path}"
+    headers = {"Authorization": f"Bot {settings.discord_token.reveal()}"}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_S)) as http,
+        http.get(url, headers=headers) as response,
+    ):
+        body = None
+        if response.status == 200:
+            with contextlib.suppress(ValueError):  # not JSON: no body to read
+                body = await response.json(content_type=None)
+        return response.status, body

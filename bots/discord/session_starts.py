@@ -35,6 +35,7 @@ __all__ = [
     "prepare_session_starts",
     "read_session_starts",
     "refuse_if_used_up",
+    "used_up",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,18 @@ class SessionStarts:
     reset_after_s: float
     max_concurrency: int
 
+    @classmethod
+    def from_wire(cls, shards: object, limit: Any) -> SessionStarts:
+        """From the answer's ``shards`` and ``session_start_limit``."""
+        raw: dict[str, Any] = dict(limit or {})
+        return cls(
+            recommended_shards=int(str(shards)),
+            remaining=int(raw.get("remaining", 1)),
+            total=int(raw.get("total", 1000)),
+            reset_after_s=float(raw.get("reset_after", 0)) / 1000,
+            max_concurrency=max(1, int(raw.get("max_concurrency", 1))),
+        )
+
 
 async def read_session_starts(client: discord.Client) -> SessionStarts:
     """Ask Discord (after login); a failure is a :class:`PlatformError`."""
@@ -63,14 +76,10 @@ async def read_session_starts(client: discord.Client) -> SessionStarts:
         shards, _, limit = await client.http.get_bot_gateway()
     except discord.GatewayNotFound as exc:
         raise PlatformError(f"Discord: GET /gateway/bot failed ({exc})") from exc
-    raw: dict[str, Any] = dict(limit)
-    return SessionStarts(
-        recommended_shards=int(shards),
-        remaining=int(raw.get("remaining", 1)),
-        total=int(raw.get("total", 1000)),
-        reset_after_s=float(raw.get("reset_after", 0)) / 1000,
-        max_concurrency=max(1, int(raw.get("max_concurrency", 1))),
-    )
+    try:
+        return SessionStarts.from_wire(shards, limit)
+    except (TypeError, ValueError) as exc:
+        raise PlatformError(f"Discord: GET /gateway/bot answered an unknown shape ({exc})") from exc
 
 
 async def prepare_session_starts(
@@ -96,15 +105,22 @@ async def prepare_session_starts(
 
 def refuse_if_used_up(starts: SessionStarts, connections: int) -> None:
     """Raise if connecting ``connections`` shards would spend the session starts left."""
+    if (problem := used_up(starts, connections)) is not None:
+        raise PlatformError(f"Discord: {problem}. Not connecting: {_WHY}")
+
+
+def used_up(starts: SessionStarts, connections: int) -> str | None:
+    """What is wrong if ``connections`` need more session starts than are left, else None."""
     if starts.remaining >= connections:
-        return
+        return None
     hours = starts.reset_after_s / 3600
-    raise PlatformError(
-        f"Discord: {starts.remaining} of the bot's {starts.total} session starts per 24 h are"
-        f" left, {connections} needed; they come back in {hours:.1f} h. Not connecting:"
-        " using them all up makes Discord reset the bot token. Is the process restarting in"
-        " a loop?"
+    return (
+        f"{starts.remaining} of the bot's {starts.total} session starts per 24 h are left,"
+        f" {connections} needed; they come back in {hours:.1f} h"
     )
+
+
+_WHY = "using them all up makes Discord reset the bot token. Is a process restarting in a loop?"
 
 
 class IdentifyQueue:

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bots.discord import DiscordBot
+from bots.discord import DiscordBot, check_discord
 from core.bridge import open_bridge
 from core.config import Secret
 from core.errors import ConfigError, PlatformError
@@ -220,6 +220,11 @@ async def test_the_last_session_starts_of_the_day_are_not_spent(
             assert f"{remaining} of the bot's 1000 session starts per 24 h are left" in text
             assert "come back in 1.0 h" in text and w.fake.token not in text
             assert w.fake.gateway.identify_count == 0
+            # `vf-bridge check` says the same, naming the token.
+            (line,) = await check_discord(w.settings)
+            assert line.startswith(f"DISCORD_TOKEN: {remaining} of the bot's 1000 session")
+            w.fake.session_starts_remaining = 2
+            assert await check_discord(w.settings) == []
 
 
 async def test_shards_of_two_processes_keep_discords_identify_rate(
