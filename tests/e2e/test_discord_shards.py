@@ -68,6 +68,13 @@ async def test_one_process_connects_every_shard_and_answers_in_each(
         assert w.fake.gateway.live_shards == [(0, 2), (1, 2)]
         assert [i["shard"] for i in w.fake.gateway.identifies] == [[0, 2], [1, 2]]
         await ask_everywhere(w)
+        # The network drops: each shard resumes its own session and hears its guild again.
+        await w.fake.drop_gateway()
+        await w.fake.wait_until(lambda: w.fake.gateway.resume_count == 2, 30)
+        assert w.fake.gateway.live_shards == [(0, 2), (1, 2)]
+        assert w.fake.gateway.identify_count == 2
+        await w.mention("again after the drop", channel_id=OTHER)
+        await w.wait_for_content(OTHER, expected_answer("again after the drop"))
         assert w.fake.count_429 == 0
 
 
