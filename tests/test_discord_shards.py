@@ -1,13 +1,24 @@
 """ShardPlan (bots/discord/shards.py): what a process's shards decide — leases, journals, the
-share of Discord's global limit — for each layout an operator can configure."""
+share of Discord's global limit — for each layout an operator can configure; and the IDENTIFY
+queue (bots/discord/session_starts.py) on a real SQLite file and a real Redis server."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Literal
 
+import pytest
+
+from bots.discord import session_starts
+from bots.discord.session_starts import IdentifyQueue
 from bots.discord.shards import ShardPlan
 from core.config import Secret, Settings
 from core.lease import lease_name
+from core.store import Store, open_store
+from tests.redis_server import redis_server
 
 TOKEN = Secret("a.b.c")
 
@@ -57,3 +68,33 @@ def test_auto_becomes_every_shard_discord_recommends() -> None:
     assert (resolved.count, resolved.whole, resolved.describe()) == (3, True, "shards 0-2 of 3")
     assert resolved.shard_of(1 << 22) == 1
     assert plan()[0].describe() == ""
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def two_stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, Store]]:
+    """Two processes' stores on one backing database."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "redis":
+            url = await stack.enter_async_context(redis_server(tmp_path))
+        first = await stack.enter_async_context(open_store(url))
+        second = await stack.enter_async_context(open_store(url))
+        yield first, second
+
+
+async def test_identify_turns_are_one_per_bucket_per_interval_across_processes(
+    two_stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_starts, "IDENTIFY_INTERVAL_S", 0.4)
+    monkeypatch.setattr(session_starts, "IDENTIFY_MARGIN_S", 0.0)
+    monkeypatch.setattr(session_starts, "POLL_S", 0.01)
+    here, there = (IdentifyQueue(store, TOKEN, max_concurrency=2) for store in two_stores)
+    clock = asyncio.get_running_loop().time
+    began = clock()
+    await here.turn(0)  # bucket 0
+    await there.turn(1)  # bucket 1: at once, though another process
+    assert clock() - began < 0.2
+    await there.turn(2)  # bucket 0 again: after the interval
+    assert clock() - began >= 0.4
