@@ -11,6 +11,7 @@ down, pinned with ``chat.update`` to its journaled text plus the note.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from tests.faults.processes import (
     slack_env,
     slow_simulator,
 )
+from tests.redis_server import redis_server
 
 __all__ = ["slow_simulator"]  # a fixture this module uses
 
@@ -115,16 +117,20 @@ async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_f
         assert "taking over from the process before" in "".join(second.output)
 
 
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
 async def test_processes_on_separate_shards_serve_one_bot_and_an_overlapping_one_stands_by(
-    tmp_path: Path, slow_simulator: Simulator
+    tmp_path: Path, slow_simulator: Simulator, store: str
 ) -> None:
-    """Two processes, shards 0 and 1 of 2, on one store: each guild's mention is answered
-    once, by the process of its shard. A third asking for shard 1 again waits (a lease per
-    shard, bots/discord/shards.py) and connects only when shard 1's process stops."""
-    async with FakeDiscord(limit=5, window_s=1.0) as fake:
+    """Two processes, shards 0 and 1 of 2, on one store (the README's layout): each guild's
+    mention is answered once, by the process of its shard. A third asking for shards 0-1
+    waits (a lease per shard, bots/discord/shards.py) and connects only when both stop."""
+    async with contextlib.AsyncExitStack() as stack:
+        fake = await stack.enter_async_context(FakeDiscord(limit=5, window_s=1.0))
         fake.max_concurrency = 2  # shards 0 and 1 may IDENTIFY in the same 5 s
         fake.gateway.identify_interval_s = 5.0
         env = {**discord_env(tmp_path, slow_simulator, fake), "DISCORD_SHARD_COUNT": "2"}
+        if store == "redis":
+            env["STATE_URL"] = await stack.enter_async_context(redis_server(tmp_path))
         async with (
             child({**env, "DISCORD_SHARD_IDS": "0"}, tmp_path) as zero,
             child({**env, "DISCORD_SHARD_IDS": "1"}, tmp_path) as one,
