@@ -155,14 +155,13 @@ def buttons_of(message: FakeMessage) -> list[dict[str, Any]]:
     return [item for row in message.components for item in row["components"]]
 
 
-async def wait_for_buttons(world: DiscordWorld, channel_id: str, label: str) -> FakeMessage:
-    """Until the bot shows a message with a button ``label``; that message."""
+async def wait_for_message(
+    world: DiscordWorld, channel_id: str, matches: Callable[[FakeMessage], bool]
+) -> FakeMessage:
+    """Until a bot message in ``channel_id`` ``matches``; the first such message."""
 
     def find() -> FakeMessage | None:
-        for message in world.bot_messages(channel_id):
-            if any(b.get("label") == label for b in buttons_of(message)):
-                return message
-        return None
+        return next((m for m in world.bot_messages(channel_id) if matches(m)), None)
 
     await world.fake.wait_until(lambda: find() is not None, 15)
     found = find()
@@ -170,20 +169,18 @@ async def wait_for_buttons(world: DiscordWorld, channel_id: str, label: str) -> 
     return found
 
 
+async def wait_for_buttons(world: DiscordWorld, channel_id: str, label: str) -> FakeMessage:
+    """Until the bot shows a message with a button ``label``; that message."""
+    return await wait_for_message(
+        world, channel_id, lambda m: any(b.get("label") == label for b in buttons_of(m))
+    )
+
+
 async def streaming_message(world: DiscordWorld, channel_id: str) -> FakeMessage:
     """A bot message that shows streamed text and still carries its stop control."""
-
-    def streaming() -> FakeMessage | None:
-        for message in world.bot_messages(channel_id):
-            stop = message.components and "vfs:" in str(message.components)
-            if stop and len(message.edits) >= 2:
-                return message
-        return None
-
-    await world.fake.wait_until(lambda: streaming() is not None, 15)
-    found = streaming()
-    assert found is not None
-    return found
+    return await wait_for_message(
+        world, channel_id, lambda m: "vfs:" in str(m.components) and len(m.edits) >= 2
+    )
 
 
 def custom_id(message: FakeMessage, label: str) -> str:
