@@ -74,12 +74,13 @@ async def read_session_starts(client: discord.Client) -> SessionStarts:
     """Ask Discord (after login); a failure is a :class:`PlatformError`."""
     try:
         shards, _, limit = await client.http.get_bot_gateway()
+        return SessionStarts.from_wire(shards, limit)
     except discord.GatewayNotFound as exc:
         raise PlatformError(f"Discord: GET /gateway/bot failed ({exc})") from exc
-    try:
-        return SessionStarts.from_wire(shards, limit)
-    except (TypeError, ValueError) as exc:
-        raise PlatformError(f"Discord: GET /gateway/bot answered an unknown shape ({exc})") from exc
+    except (KeyError, TypeError, ValueError) as exc:  # discord.py indexes the fields itself
+        raise PlatformError(
+            f"Discord: GET /gateway/bot answered an unknown shape ({exc!r})"
+        ) from exc
 
 
 async def prepare_session_starts(

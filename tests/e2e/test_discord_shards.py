@@ -30,6 +30,7 @@ from tests.e2e.discord_fixtures import (
     expected_answer,
     streaming_message,
 )
+from tests.fakes.discord_rest import Reply
 
 __all__ = ["discord_world_factory"]
 
@@ -92,6 +93,36 @@ async def test_auto_takes_discords_count_and_keeps_the_configured_gateway(
         assert w.fake.gateway.live_shards == [(0, 2), (1, 2)]
         assert any(r.route == "GET /gateway/bot" for r in w.fake.requests)
         await ask_everywhere(w)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(404, {"message": "404: Not Found", "code": 0}),
+        Reply(200, {"url": "ws://127.0.0.1:9/gw"}),  # the shape of GET /gateway
+        Reply(200, "ok"),
+    ],
+    ids=["missing", "without-fields", "not-an-object"],
+)
+async def test_an_api_without_a_usable_gateway_bot_route_still_serves_unsharded(
+    discord_world_factory: WorldFactory, reply: Reply, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A REST proxy may not know GET /gateway/bot: an unsharded bot connects without the
+    session starts (saying so), while ``auto``, which needs its count, stops with one line."""
+    async with discord_world_factory(fake_changes={"gateway_bot_reply": reply}) as w:
+        await w.mention("hello through the proxy")
+        await w.wait_for_content(HOME, expected_answer("hello through the proxy"))
+        assert "connecting without knowing the session starts left" in caplog.text
+    auto = {"discord_shard_count": "auto"}
+    async with (
+        discord_world_factory(settings_changes=auto, start=False) as w,
+        open_bridge(w.settings) as bridge,
+    ):
+        w.fake.gateway_bot_reply = reply
+        with pytest.raises(PlatformError, match=r"^Discord: GET /gateway/bot (failed|answered)"):
+            await DiscordBot(w.settings, bridge, guild_ready_timeout_s=0.05).start()
+        assert w.fake.gateway.identify_count == 0
+        assert await check_discord(w.settings) == []  # unknown is no problem for `check`
 
 
 async def test_two_bots_on_halves_of_the_shards_answer_each_message_once(

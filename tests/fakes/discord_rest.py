@@ -171,6 +171,8 @@ class RestCore:
         self.bot_gateway_url: str | None = None
         self.session_starts_remaining = 999
         self.max_concurrency = 1
+        #: A test's own answer to GET /gateway/bot instead (a proxy without the route...).
+        self.gateway_bot_reply: Reply | None = None
         self._rate_limits = rate_limits
         self._limit, self._window_s = limit, window_s
         self._global = FixedWindow(global_limit, GLOBAL_WINDOW_S)
@@ -320,6 +322,8 @@ class RestCore:
         return Reply(200, application(self.application_id))
 
     def _get_gateway_bot(self, call: Call) -> Reply:
+        if self.gateway_bot_reply is not None:
+            return self.gateway_bot_reply
         limit = {
             "total": 1000,
             "remaining": self.session_starts_remaining,
