@@ -111,6 +111,11 @@ class Store(Protocol):
 
     async def inflight(self, platform: str) -> list[InFlight]: ...
 
+    async def journals(self, prefix: str) -> list[str]:
+        """The names (``platform``) of the journals whose name starts with ``prefix`` and that
+        hold any message in flight, sorted."""
+        ...
+
     async def claim(
         self, name: str, holder: str, ttl_s: float, *, take_from: str | None = None
     ) -> str | None:
@@ -232,6 +237,15 @@ class SqliteStore:
         ) as cur:
             rows = await cur.fetchall()
         return [InFlight(r[0], platform, json.loads(r[1])) for r in rows]
+
+    async def journals(self, prefix: str) -> list[str]:
+        async with self._db.execute(
+            "SELECT DISTINCT platform FROM inflight WHERE substr(platform, 1, ?) = ? "
+            "ORDER BY platform",
+            (len(prefix), prefix),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [str(r[0]) for r in rows]
 
     async def claim(
         self, name: str, holder: str, ttl_s: float, *, take_from: str | None = None

@@ -8,6 +8,7 @@ Keys are namespaced ``vfb:``; stored buttons and places expire after :data:`BUTT
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -136,6 +137,12 @@ class RedisStore:
         items = [(json.loads(raw), str(item_id)) for item_id, raw in rows.items()]
         items.sort(key=lambda pair: pair[0]["created"])
         return [InFlight(item_id, platform, record["data"]) for record, item_id in items]
+
+    async def journals(self, prefix: str) -> list[str]:
+        base = f"{PREFIX}inflight:"
+        pattern = base + re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+        names = {str(key)[len(base) :] async for key in self._redis.scan_iter(match=pattern)}
+        return sorted(names)  # a hash whose last field is deleted is gone: none is empty
 
     async def claim(
         self, name: str, holder: str, ttl_s: float, *, take_from: str | None = None

@@ -30,6 +30,24 @@ def plan(
     return ShardPlan.of(settings), settings
 
 
+def test_the_journals_of_another_layout_name_the_lease_of_their_process() -> None:
+    """What a process of shard 0 may finalize after a layout change: each old journal, under
+    the lease its process held; never its own layout's (their processes come back for them)."""
+    whole = lease_name("discord", TOKEN)
+    unsharded, count_2, count_3, auto = plan(), plan(2, (1,)), plan(3, (0,)), plan("auto")
+    for shards, settings in (unsharded, auto):
+        lease = shards.journal_lease
+        assert lease("discord", settings) is None
+        assert lease("discord:shard1/2", settings) == f"{whole}:shard1/2"
+    for shards, settings in (count_2, count_3):
+        assert shards.journal_lease("discord", settings) == whole
+    assert count_2[0].journal_lease("discord:shard0/2", count_2[1]) is None  # a neighbour's
+    assert count_3[0].journal_lease("discord:shard0/2", count_3[1]) == f"{whole}:shard0/2"
+    assert count_3[0].journal_lease("discord:shard2/3", count_3[1]) is None
+    assert unsharded[0].journal_lease("slack", unsharded[1]) is None
+    assert unsharded[0].journal_lease("discord:shard1", unsharded[1]) is None
+
+
 def test_unsharded_or_auto_the_process_is_the_whole_bot() -> None:
     for shards, settings in (plan(), plan("auto"), (plan("auto")[0].resolved(4), plan()[1])):
         assert shards.whole

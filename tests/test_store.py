@@ -81,6 +81,31 @@ async def test_inflight_records(stores: StoreFactory) -> None:
         assert [i.id for i in await store.inflight("slack")] == ["m2"]
 
 
+async def test_journals_are_listed_by_name_while_they_hold_a_message(
+    stores: StoreFactory,
+) -> None:
+    async with stores() as store:
+        for item_id, journal in (
+            ("a", "discord:shard1/2"),
+            ("b", "discord"),
+            ("c", "discord:shard0/2"),
+            ("d", "slack"),
+            ("e", "discord*"),  # a glob character in a name is matched as itself
+        ):
+            await store.put_inflight(InFlight(item_id, journal, {}))
+        assert await store.journals("discord") == [
+            "discord",
+            "discord*",
+            "discord:shard0/2",
+            "discord:shard1/2",
+        ]
+        assert await store.journals("discord*") == ["discord*"]
+        assert await store.journals("discord:shard") == ["discord:shard0/2", "discord:shard1/2"]
+        await store.drop_inflight("discord:shard1/2", "a")
+        assert await store.journals("discord:") == ["discord:shard0/2"]
+        assert await store.journals("") == ["discord", "discord*", "discord:shard0/2", "slack"]
+
+
 async def test_a_native_stream_is_journaled_with_its_latest_confirmed_text(
     stores: StoreFactory,
 ) -> None:

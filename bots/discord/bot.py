@@ -30,7 +30,7 @@ from core.admission import is_allowed_place
 from core.bridge import Bridge, ConversationKey, StopResult
 from core.config import Settings
 from core.errors import ConfigError, PlatformError
-from core.lease import LEASE_S, holder_id, lease_name
+from core.lease import LEASE_S, holder_id
 from core.live_messages import interrupted_text
 from core.recovery import StoreJournal, finalize_dangling
 from core.shutdown import SHUTDOWN_GRACE_S, end_turns
@@ -194,7 +194,7 @@ class DiscordBot:
             raise
         for journal in self.shards.journals():
             await finalize_dangling(self._bridge.store, journal, self._finalize_dangling)
-        await self._finalize_unsharded_leftovers()
+        await self._finalize_other_layouts_leftovers()
         self.invite_url = invite_url(self._client.application_id or 0)
         sharding = self.shards.describe()
         log.info(
@@ -205,21 +205,24 @@ class DiscordBot:
             self.invite_url,
         )
 
-    async def _finalize_unsharded_leftovers(self) -> None:
-        """A bot that moved to a numeric shard count: what its unsharded (or ``auto``) process
-        left in flight is finalized by the process of shard 0 — if no such process still runs,
-        i.e. if the bot's whole-bot lease is free to take for the moment."""
-        if not self.shards.per_shard or 0 not in self.shards.served():  # DMs: shard 0
+    async def _finalize_other_layouts_leftovers(self) -> None:
+        """A bot whose shard layout changed: what the old layout's processes left in flight is
+        finalized by the process of shard 0 (DMs) — each old journal only if no process of the
+        old layout still runs it, i.e. if its lease is free to take for the moment."""
+        if 0 not in self.shards.served():
             return
-        store = self._bridge.store
-        assert self._settings.discord_token is not None
-        whole, me = lease_name(PLATFORM, self._settings.discord_token), holder_id()
-        if await store.claim(whole, me, LEASE_S) is not None:
-            return  # an unsharded process is live: its answers are its own
-        try:
-            await finalize_dangling(store, PLATFORM, self._finalize_dangling)
-        finally:
-            await store.release(whole, me)
+        store, me = self._bridge.store, holder_id()
+        for journal in await store.journals(PLATFORM):
+            lease = self.shards.journal_lease(journal, self._settings)
+            if lease is None:
+                continue
+            if await store.claim(lease, me, LEASE_S) is not None:
+                log.info("Discord: %s is kept by a live process of another layout", journal)
+                continue  # its answers are its own
+            try:
+                await finalize_dangling(store, journal, self._finalize_dangling)
+            finally:
+                await store.release(lease, me)
 
     async def _prepare_session_starts(self) -> None:
         assert self._settings.discord_token is not None

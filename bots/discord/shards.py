@@ -17,17 +17,20 @@ any ranges leave each other alone:
 * a lease per shard (core/lease.py): two processes never connect the same shard, whatever
   ranges they were given — a second one stands by until the first lets go;
 * a journal per shard: a process that starts finalizes only its own shards' dangling
-  messages, never the answers another process is streaming right now (and shard 0's process
-  also what an unsharded process left, once no such process holds the bot's lease);
+  messages, never the answers another process is streaming right now;
 * its share of the global limit, in proportion to its shards: every process of the bot counts
   against the same per-token 50 requests per second.
 
 Every process of one bot must use the same ``DISCORD_SHARD_COUNT`` (the leases of one layout
-cannot see another's).
+cannot see another's). When the layout changes (one connection or ``auto`` → a count, a count
+→ another, or back), the process that connects shard 0 finalizes what the old layout's
+processes left in flight: each old journal once the lease its process held is free
+(:meth:`ShardPlan.journal_lease`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from bots.discord.ratelimits import GLOBAL_LIMIT
@@ -37,6 +40,7 @@ from core.lease import lease_name
 __all__ = ["PLATFORM", "ShardPlan"]
 
 PLATFORM = "discord"
+_SHARD_JOURNAL = re.compile(rf"{PLATFORM}:shard(\d+)/(\d+)")
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,19 @@ class ShardPlan:
         if not self.per_shard:
             return [base]
         return [f"{base}:shard{i}/{self.count}" for i in self.served()]
+
+    def journal_lease(self, journal: str, settings: Settings) -> str | None:
+        """For a journal another layout of the bot keeps, the lease its process holds while it
+        runs; None for this layout's journals (their own processes finalize them) and for
+        journals that are not Discord's."""
+        assert settings.discord_token is not None
+        base = lease_name(PLATFORM, settings.discord_token)
+        if journal == PLATFORM:
+            return base if self.per_shard else None
+        shard = _SHARD_JOURNAL.fullmatch(journal)
+        if shard is None or (self.per_shard and int(shard[2]) == self.count):
+            return None
+        return f"{base}:shard{shard[1]}/{shard[2]}"
 
     def global_limit(self) -> int:
         """This process's share of Discord's global requests per second (one limit for the

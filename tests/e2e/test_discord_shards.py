@@ -206,6 +206,36 @@ async def test_shard_0s_process_finalizes_what_the_unsharded_bot_left_once_it_is
         assert await w.bridge.store.claim(whole, "next:1:cafe", 30) is None, "lease kept"
 
 
+async def test_a_new_layout_finalizes_what_the_old_one_left_once_its_process_is_gone(
+    discord_world_factory: WorldFactory,
+) -> None:
+    """From 2 shards to one connection, then to 3 shards: the process of shard 0 finalizes
+    each journal of an old layout whose lease is free, and leaves the one a live process of
+    that layout still holds (it could be streaming those answers)."""
+    async with discord_world_factory(fake_changes=TWO_AT_ONCE) as w:  # unsharded
+        home, other = await hanging_message(w, HOME), await hanging_message(w, OTHER)
+        for journal, channel, message_id in (
+            ("discord:shard0/2", HOME, home),
+            ("discord:shard1/2", OTHER, other),
+        ):
+            item = InFlight(f"discord|{channel}|{message_id}", journal, {
+                "channel": channel, "message_id": message_id})  # fmt: skip
+            await w.bridge.store.put_inflight(item)
+        shard_1_of_2 = f"{lease_name('discord', Secret(w.fake.token))}:shard1/2"
+        assert await w.bridge.store.claim(shard_1_of_2, "elsewhere:1:cafe", 30) is None
+        await w.restart()
+        assert w.fake.messages[home].content == "Half an answer\n\n⚠️ interrupted"
+        assert w.fake.messages[other].content == "Half an answer ▌", "a live process's"
+        await w.bridge.store.release(shard_1_of_2, "elsewhere:1:cafe")
+        for ids, left in (((1, 2), "Half an answer ▌"), ((0,), "Half an answer\n\n⚠️ interrupted")):
+            w.settings = replace(w.settings, discord_shard_count=3, discord_shard_ids=ids)
+            await w.restart()  # not shard 0, then shard 0
+            assert w.fake.messages[other].content == left
+        assert w.fake.messages[other].components == []
+        assert await w.bridge.store.journals("discord") == []
+        assert await w.bridge.store.claim(shard_1_of_2, "next:1:cafe", 30) is None, "lease kept"
+
+
 async def test_a_sharded_process_journals_its_answers_under_their_shard(
     discord_world_factory: WorldFactory,
 ) -> None:
