@@ -65,8 +65,10 @@ EVENTS_PATH = "/slack/events"
 #: A thread the bot answered in is remembered this long without a store lookup.
 THREAD_TTL_S = 7 * 24 * 3600.0
 RESET_CONFIRMATION = "🔄 Conversation reset — your next message starts a fresh conversation."
-RESET_COMMAND_HINT = (
-    " (In a thread, mention me with `reset` to restart that thread's conversation.)"
+#: /reset in a channel, where every conversation is a thread (Slack does not say which one).
+RESET_IN_A_CHANNEL = (
+    "Here every mention of me starts a conversation of its own, in its thread. To restart"
+    " one, write `reset` in its thread; to start afresh, mention me in the channel again."
 )
 RESET_FAILED = "Sorry, the conversation could not be reset. Please try again."
 EXPIRED_BUTTON = "That button has expired — please ask again."
@@ -351,6 +353,10 @@ class SlackBot:
             user_team_id=str(command.get("team_id") or ""),
             status_ts="",
         )
+        if not place.is_dm and self._settings.conversation_scope != "user":
+            # Answers in channels are threads, keyed by thread: nothing here is reset.
+            await ack(text=RESET_IN_A_CHANNEL, response_type="ephemeral")
+            return
         reset = asyncio.ensure_future(self._bridge.reset(self._key(place)))
         try:
             await asyncio.wait_for(asyncio.shield(reset), RESET_ACK_WAIT_S)
@@ -361,8 +367,7 @@ class SlackBot:
             log.exception("/reset failed")
             await ack(text=RESET_FAILED, response_type="ephemeral")
             return
-        hint = "" if place.channel.startswith("D") else RESET_COMMAND_HINT
-        await ack(text=RESET_CONFIRMATION + hint, response_type="ephemeral")
+        await ack(text=RESET_CONFIRMATION, response_type="ephemeral")
 
 
 def _click_place(body: dict[str, Any]) -> SlackPlace:

@@ -400,6 +400,31 @@ async def test_reset_slash_command(slack_world: SlackWorld) -> None:
     assert ids[0] != ids[-1]
 
 
+async def test_reset_slash_command_in_a_channel_says_where_resets_go(
+    slack_world_factory: WorldFactory,
+) -> None:
+    """Slack does not tell a slash command its thread, and every channel conversation is a
+    thread: /reset there says how to reset one instead of confirming a reset of nothing. With
+    CONVERSATION_SCOPE=user the member's one conversation is reset from anywhere."""
+    for scope, expected in (("channel", "write `reset` in its thread"), ("user", "reset")):
+        async with slack_world_factory(
+            mode="socket", settings_changes={"conversation_scope": scope}
+        ) as world:
+            ts = await world.mention("hello there")
+            await world.wait_answer(CHANNEL, ts, ANSWERS["hello there"])
+            envelope = await world.fake.send_slash_command("/reset", "", channel_id=CHANNEL)
+            assert await world.fake.wait_ack(envelope) < 3.0
+            text = world.fake.ack_payloads[envelope]["text"]
+            assert expected in text and ("Conversation reset" in text) == (scope == "user")
+            await world.mention("tell me more", thread_ts=ts)
+            await world.fake.wait_until(
+                lambda w=world, t=ts: w.answer_text(CHANNEL, t).endswith(ANSWERS["tell me more"])
+            )
+            await world.bot.drain()
+            ids = user_ids(world)
+            assert (ids[0] == ids[-1]) == (scope == "channel"), ids
+
+
 # -- events that must not become turns -----------------------------------------------------------
 async def test_own_echoes_and_other_bots_are_ignored(slack_world_factory: WorldFactory) -> None:
     async with slack_world_factory(mode="socket") as world:
