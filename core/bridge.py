@@ -24,6 +24,7 @@ from typing import Any
 from core.admission import Admission
 from core.config import Settings
 from core.errors import PlatformError
+from core.metrics import Metrics
 from core.platform import ButtonRef, Renderer
 from core.relay import TurnRelay, TurnResult
 from core.store import Store, open_store
@@ -118,6 +119,7 @@ class Bridge:
         self._timer_turns: dict[asyncio.Task[None], str] = {}  # no-reply turns: their platform
         self._admission = Admission(settings.user_rate_limit_per_minute)
         self.turns_started = 0
+        self.metrics = Metrics()
 
     @property
     def store(self) -> Store:
@@ -336,12 +338,20 @@ class Bridge:
         relays = self._origins.get(origin, set())
         relays.add(relay)
         self.turns_started += 1
+        self.metrics.turn_started(key.platform)
         started = time.monotonic()
         try:
             result = await relay.run(self._client.interact(user_id, action))
         finally:
             del self._relays[stop_id]
             relays.discard(relay)
+            outcome = relay.result.outcome.value if relay.result.error is None else "error"
+            self.metrics.turn_ended(
+                key.platform,
+                outcome,
+                time.monotonic() - started,
+                relay.result.first_output_s,
+            )
         log.info(
             "turn %s action=%s outcome=%s in %.2fs",
             key.id,

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -171,17 +172,18 @@ async def _chat(settings: Settings) -> int:
 async def _run(settings: Settings) -> int:
     from core.bridge import open_bridge
     from core.lease import lease_name, run_leased
+    from core.ops_server import serve_ops
 
-    # (leases, what, runner): one live process per bot token — or per Discord shard
+    # (platform, leases, what, runner): one live process per bot token — or per Discord shard
     # (core/lease.py, bots/discord/shards.py)
-    runners: list[tuple[list[str], str, Any]] = []
+    runners: list[tuple[str, list[str], str, Any]] = []
     if settings.discord_token is not None:
         discord = _adapter("discord")
         names = discord.lease_names(settings)
-        runners.append((names, "Discord (DISCORD_TOKEN)", discord.run_discord))
+        runners.append(("discord", names, "Discord (DISCORD_TOKEN)", discord.run_discord))
     if settings.slack_bot_token is not None:
         names = [lease_name("slack", settings.slack_bot_token)]
-        runners.append((names, "Slack (SLACK_BOT_TOKEN)", _adapter("slack").run_slack))
+        runners.append(("slack", names, "Slack (SLACK_BOT_TOKEN)", _adapter("slack").run_slack))
     if not runners:
         print(
             "No DISCORD_TOKEN or SLACK_BOT_TOKEN set: opening the terminal chat.", file=sys.stderr
@@ -189,10 +191,15 @@ async def _run(settings: Settings) -> int:
         return await _chat(settings)
     _stop_on_signals()
     try:
-        async with open_bridge(settings) as bridge, asyncio.TaskGroup() as group:
-            for names, what, runner in runners:
-                run = functools.partial(runner, settings, bridge)
-                group.create_task(run_leased(bridge.store, names, what, run))
+        async with open_bridge(settings) as bridge, AsyncExitStack() as stack:
+            for platform, *_ in runners:
+                bridge.metrics.expect_platform(platform)
+            if settings.metrics_port is not None:
+                await stack.enter_async_context(serve_ops(bridge.metrics, settings.metrics_port))
+            async with asyncio.TaskGroup() as group:
+                for _, names, what, runner in runners:
+                    run = functools.partial(runner, settings, bridge)
+                    group.create_task(run_leased(bridge.store, names, what, run))
     except asyncio.CancelledError:  # SIGTERM / SIGINT: the bots have closed gracefully
         log.info("stopped")
     return 0

@@ -99,6 +99,8 @@ class Settings:
     allowed_channels: frozenset[str] = field(default_factory=frozenset)
     allowed_workspaces: frozenset[str] = field(default_factory=frozenset)
     user_rate_limit_per_minute: int = 0  # 0: no limit
+    #: ``vf-bridge run`` serves /metrics, /healthz and /readyz here (None: not at all).
+    metrics_port: int | None = None
 
     @property
     def uses_simulator(self) -> bool:
@@ -268,10 +270,20 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         allowed_channels=r.id_set("ALLOWED_CHANNELS"),
         allowed_workspaces=r.id_set("SLACK_ALLOWED_WORKSPACES"),
         user_rate_limit_per_minute=r.integer("USER_RATE_LIMIT_PER_MINUTE", 0, 0, 10_000),
+        metrics_port=_metrics_port(r, slack_http=slack_bot is not None and slack_app is None),
     )
     if r.errors:
         raise ConfigErrors(r.errors)
     return settings
+
+
+def _metrics_port(r: _Reader, *, slack_http: bool) -> int | None:
+    if r.text("METRICS_PORT") is None:
+        return None
+    port = r.integer("METRICS_PORT", 0, 1, 65535) or None
+    if port is not None and slack_http and port == r.integer("SLACK_PORT", 3000, 1, 65535):
+        r.fail("METRICS_PORT", f"must differ from SLACK_PORT ({port}), where Slack's events come")
+    return port
 
 
 def _discord_shards(r: _Reader) -> tuple[int | Literal["auto"] | None, tuple[int, ...] | None]:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -66,6 +67,8 @@ class TurnResult:
     outcome: Outcome = Outcome.COMPLETE
     error: VoiceflowError | None = None
     shown_output: bool = False
+    #: Seconds from the request to the first output (None: the turn showed nothing).
+    first_output_s: float | None = None
     #: The agent's side failed (a broken stream, a crash, unavailable): the same request may
     #: well succeed if sent again — the bridge offers a Retry button. Never after a stop.
     retryable: bool = False
@@ -95,6 +98,7 @@ class TurnRelay:
         self._stopped = False
         self._quiet = False
         self.result = TurnResult()
+        self._started = time.monotonic()
 
     def stop(self, *, quiet: bool = False) -> None:
         """Cancel the Voiceflow request; the open message ends as stopped. ``quiet``: with
@@ -105,6 +109,7 @@ class TurnRelay:
             self._reader.cancel()
 
     async def run(self, traces: AsyncIterator[Trace]) -> TurnResult:
+        self._started = time.monotonic()
         self._typing = asyncio.create_task(self._keep_typing(), name="typing-cue")
         self._reader = asyncio.create_task(self._read(traces), name="voiceflow-reader")
         failure: Exception | None = None
@@ -258,6 +263,7 @@ class TurnRelay:
     def _first_output(self) -> None:
         if not self.result.shown_output:
             self.result.shown_output = True
+            self.result.first_output_s = time.monotonic() - self._started
             self._stop_typing()
 
     def _stop_typing(self) -> None:

@@ -75,6 +75,12 @@ def errors_of(env: dict[str, str]) -> list[str]:
         ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "2-4"}, ["DISCORD_SHARD_IDS"]),
         ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "3-1"}, ["DISCORD_SHARD_IDS"]),
         ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "one"}, ["DISCORD_SHARD_IDS"]),
+        ({"METRICS_PORT": "0"}, ["METRICS_PORT"]),
+        ({"METRICS_PORT": "http"}, ["METRICS_PORT"]),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "METRICS_PORT": "3000"},
+            ["METRICS_PORT"],
+        ),
     ],
 )
 def test_each_problem_names_its_variable(env: dict[str, str], variables: list[str]) -> None:
@@ -164,3 +170,10 @@ def test_good_hosts_and_ports_pass() -> None:
 def test_no_user_rate_limit_unless_configured() -> None:
     assert load_settings({}).user_rate_limit_per_minute == 0
     assert load_settings({"USER_RATE_LIMIT_PER_MINUTE": "5"}).user_rate_limit_per_minute == 5
+
+
+def test_metrics_are_served_only_when_a_port_is_configured() -> None:
+    assert load_settings({}).metrics_port is None
+    assert load_settings({"METRICS_PORT": "9464"}).metrics_port == 9464
+    socket_mode = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "METRICS_PORT": "3000"}
+    assert load_settings(socket_mode).metrics_port == 3000  # no HTTP listener to collide with

@@ -15,6 +15,7 @@ from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -32,6 +33,7 @@ from core.config import Settings
 from core.errors import ConfigError, PlatformError
 from core.lease import LEASE_S, holder_id
 from core.live_messages import interrupted_text
+from core.metrics import ResponseResult
 from core.recovery import StoreJournal, finalize_dangling
 from core.shutdown import SHUTDOWN_GRACE_S, end_turns
 
@@ -117,6 +119,15 @@ class _Hooks(discord.Client):
 class _Client(_Hooks):
     """One gateway connection: the bot unsharded (Discord's shard 0 of 1)."""
 
+    async def on_connect(self) -> None:
+        self._bot.on_link(0, up=True)
+
+    async def on_resumed(self) -> None:
+        self._bot.on_link(0, up=True)
+
+    async def on_disconnect(self) -> None:
+        self._bot.on_link(0, up=False)
+
 
 class _ShardedClient(_Hooks, discord.AutoShardedClient):
     """One connection per shard this process runs (bots/discord/shards.py)."""
@@ -125,6 +136,15 @@ class _ShardedClient(_Hooks, discord.AutoShardedClient):
         # Instead of discord.py's 5 s sleep before every IDENTIFY but a process's first: the
         # bot's IDENTIFY rate is per token, whatever the process (session_starts.py).
         await self._bot.identify_turn(shard_id or 0)
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self._bot.on_link(shard_id, up=True)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._bot.on_link(shard_id, up=True)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._bot.on_link(shard_id, up=False)
 
 
 def _client(bot: DiscordBot, plan: ShardPlan, **options: Any) -> discord.Client:
@@ -151,12 +171,15 @@ class DiscordBot:
         self._intents = intents or bot_intents()
         self.shards = ShardPlan.of(settings)
         self.budgets = ChannelBudgets(global_limit=self.shards.global_limit())
+        trace = self.budgets.trace_config()
+        trace.on_request_end.append(self._count_response)
+        trace.on_request_exception.append(self._count_failure)
         self._client = _client(
             self,
             self.shards,
             intents=self._intents,
             allowed_mentions=NO_MENTIONS,
-            http_trace=self.budgets.trace_config(),
+            http_trace=trace,
             guild_ready_timeout=guild_ready_timeout_s,
         )
         self._tree = app_commands.CommandTree(self._client)
@@ -170,6 +193,8 @@ class DiscordBot:
         self._identify: IdentifyQueue | None = None
         self._chosen: dict[int, None] = {}
         self.invite_url: str | None = None
+        self._started = False
+        self._down: set[int] = set()  # gateway connections (shards) that dropped, not back yet
 
     @property
     def client(self) -> discord.Client:
@@ -196,6 +221,8 @@ class DiscordBot:
             await finalize_dangling(self._bridge.store, journal, self._finalize_dangling)
         await self._finalize_other_layouts_leftovers()
         self.invite_url = invite_url(self._client.application_id or 0)
+        self._started = True
+        self._report_connected()
         sharding = self.shards.describe()
         log.info(
             "Discord: connected as %s (application %s%s). Invite it with: %s",
@@ -237,6 +264,31 @@ class DiscordBot:
         if self._identify is not None:
             await self._identify.turn(shard_id)
 
+    # -- what an operator watches (core/metrics.py) ----------------------------------------
+    def on_link(self, shard_id: int, *, up: bool) -> None:
+        """A gateway connection came up (READY or RESUMED) or dropped."""
+        if up:
+            self._down.discard(shard_id)
+        else:
+            self._down.add(shard_id)
+        self._report_connected()
+
+    def _report_connected(self) -> None:
+        connected = self._started and not self._closing and not self._down
+        self._bridge.metrics.set_connected(PLATFORM, connected)
+
+    async def _count_response(
+        self, _session: object, _ctx: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        status = params.response.status
+        result: ResponseResult = "ok" if status < 400 else "error"
+        self._bridge.metrics.response(PLATFORM, "rate_limited" if status == 429 else result)
+
+    async def _count_failure(
+        self, _session: object, _ctx: object, _params: aiohttp.TraceRequestExceptionParams
+    ) -> None:
+        self._bridge.metrics.response(PLATFORM, "error")
+
     async def wait_closed(self) -> None:
         """Run until the gateway connection ends (it reconnects by itself on network faults)."""
         if self._connection is not None:
@@ -250,6 +302,7 @@ class DiscordBot:
     async def close(self) -> None:
         """Stop taking messages, let running turns finish (briefly), disconnect, restore."""
         self._closing = True  # events still arriving during shutdown start no new work
+        self._report_connected()
         turns = self._tasks | self._bridge.timer_turns(PLATFORM)
         await end_turns(turns, grace_s=self._shutdown_grace_s)
         await self._client.close()

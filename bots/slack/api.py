@@ -7,6 +7,7 @@ error tree. Rate limits come both as HTTP 429 ``ratelimited`` and as ``rate_limi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -22,6 +23,7 @@ from core.errors import (
     PlatformUncertainError,
     StreamExpiredError,
 )
+from core.metrics import ResponseResult
 
 __all__ = [
     "NATIVE_UNAVAILABLE",
@@ -97,18 +99,31 @@ def _retry_after(exc: SlackApiError) -> float:
 class SlackApi:
     """Web API calls with core errors; the client carries the token and ``SLACK_API_URL``."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        on_response: Callable[[ResponseResult], None] | None = None,
+    ) -> None:
+        """``on_response``: told how each call went (core/metrics.py)."""
         self.client = client
+        self._on_response = on_response or (lambda _result: None)
 
     async def call(self, method: str, **args: Any) -> dict[str, Any]:
         body = {k: v for k, v in args.items() if v is not None}
         try:
             response = await self.client.api_call(method, json=body)
         except SlackApiError as exc:
-            raise map_slack_error(method, exc) from exc
+            error = map_slack_error(method, exc)
+            rate_limited = isinstance(error, PlatformRateLimitedError)
+            self._on_response("rate_limited" if rate_limited else "error")
+            raise error from exc
         except aiohttp.ClientConnectorError as exc:  # never reached Slack: safe to repeat
+            self._on_response("error")
             raise PlatformError(f"{method}: {exc.__class__.__name__}") from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # it may have been done
+            self._on_response("error")
             raise PlatformUncertainError(f"{method}: {exc.__class__.__name__}") from exc
+        self._on_response("ok")
         data = response.data
         return dict(data) if isinstance(data, dict) else {}

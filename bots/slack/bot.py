@@ -55,6 +55,7 @@ from bots.slack.renderer import SlackRenderer
 from core.bridge import Bridge, ConversationKey, StopResult
 from core.config import Settings
 from core.errors import ConfigError, PlatformError, PlatformRateLimitedError
+from core.metrics import ResponseResult
 from core.shutdown import SHUTDOWN_GRACE_S, end_turns
 
 __all__ = ["SlackBot", "run_slack"]
@@ -62,6 +63,7 @@ __all__ = ["SlackBot", "run_slack"]
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+PLATFORM = "slack"
 #: A thread the bot answered in is remembered this long without a store lookup.
 THREAD_TTL_S = 7 * 24 * 3600.0
 RESET_CONFIRMATION = "🔄 Conversation reset — your next message starts a fresh conversation."
@@ -95,7 +97,7 @@ class SlackBot:
         self._client = AsyncWebClient(
             token=settings.slack_bot_token.reveal(), base_url=settings.slack_api_url
         )
-        self._api = SlackApi(self._client)
+        self._api = SlackApi(self._client, on_response=self._count_response)
         self._budgets = SlackBudgets()
         self._native = NativeSwitch()
         self._gate = EventGate(
@@ -136,24 +138,38 @@ class SlackBot:
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("Slack connected in Socket Mode as %s", identity.get("user"))
+            self._bridge.metrics.set_connected(PLATFORM, True)
             return
         self._runner = web.AppRunner(app.web_app(path=EVENTS_PATH))
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._settings.slack_port)
-        await site.start()
+        port = self._settings.slack_port
+        site = web.TCPSite(self._runner, self._host, port)
+        try:
+            await site.start()
+        except OSError as exc:  # the port is taken, or not ours to bind
+            await self._runner.cleanup()
+            self._runner = None
+            raise ConfigError(
+                "SLACK_PORT", f"cannot listen on {self._host}:{port} ({exc})"
+            ) from exc
         self.http_port = int(self._runner.addresses[0][1])
         log.info("Slack events at http://%s:%d%s", self._host, self.http_port, EVENTS_PATH)
+        self._bridge.metrics.set_connected(PLATFORM, True)
 
     async def close(self) -> None:
         """Disconnect, give running turns a grace period, end the rest as interrupted."""
+        self._bridge.metrics.set_connected(PLATFORM, False)
         try:
             if self._socket is not None:
                 await self._socket.close_async()  # type: ignore[no-untyped-call]
             if self._runner is not None:
                 await self._runner.cleanup()
         finally:
-            turns = self._tasks | self._bridge.timer_turns("slack")
+            turns = self._tasks | self._bridge.timer_turns(PLATFORM)
             await end_turns(turns, grace_s=self._shutdown_grace_s)
+
+    def _count_response(self, result: ResponseResult) -> None:
+        self._bridge.metrics.response(PLATFORM, result)
 
     async def drain(self) -> None:
         """Wait until every turn started so far has finished (tests, graceful shutdown)."""
@@ -229,7 +245,7 @@ class SlackBot:
     def _key(self, place: SlackPlace) -> ConversationKey:
         return ConversationKey.scoped(
             self._settings.conversation_scope,
-            platform="slack",
+            platform=PLATFORM,
             workspace=place.team_id,
             place=place.conversation_place,
             user=place.user_id,

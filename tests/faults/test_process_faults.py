@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from core.config import Secret
@@ -98,15 +100,21 @@ async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_f
     new one waits, so no event is answered twice, then connects when the old one lets go."""
     async with FakeDiscord(limit=5, window_s=1.0) as fake:
         env = discord_env(tmp_path, slow_simulator, fake)
-        async with child(env, tmp_path) as first:
+        ports = free_port(), free_port()  # METRICS_PORT: readiness tells them apart
+        async with child({**env, "METRICS_PORT": str(ports[0])}, tmp_path) as first:
             await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
-            async with child(env, tmp_path) as second:
+            async with child({**env, "METRICS_PORT": str(ports[1])}, tmp_path) as second:
                 await said(second, "waiting to take over")
+                await wait_ready(ports[0])  # READY, then the guilds: a moment after IDENTIFY
+                assert await probe(ports[0], "/readyz") == (200, {"discord": "connected"})
+                assert await probe(ports[1], "/readyz") == (503, {"discord": "standby"})
+                assert await probe(ports[1], "/healthz") == (200, {"discord": "standby"})
                 await fake.send_message("short question", channel_id=DISCORD_DM)
                 await fake.wait_until(lambda: answered(fake, DISCORD_DM, "short question"), 30)
                 assert fake.gateway.identify_count == 1, "the standby connected"
                 assert await first.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
                 await fake.wait_until(lambda: fake.gateway.identify_count == 2, STARTUP_S)
+                await wait_ready(ports[1])
                 await fake.send_message("second conversation", channel_id="3001", mention_bot=True)
                 await fake.wait_until(lambda: answered(fake, "3001", "second conversation"), 30)
                 assert await second.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
@@ -115,6 +123,29 @@ async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_f
             assert len(answers) == 1, f"{question!r} answered {len(answers)} times"
             CHECKED.add(ANSWERS[question])
         assert "taking over from the process before" in "".join(second.output)
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])
+
+
+async def probe(port: int, path: str) -> tuple[int, object]:
+    """What a Kubernetes probe gets from the child's METRICS_PORT."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}{path}") as response,
+    ):
+        return response.status, await response.json()
+
+
+async def wait_ready(port: int, seconds: float = STARTUP_S) -> None:
+    """Probe /readyz as a readiness probe does, until it says 200."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (await probe(port, "/readyz"))[0] != 200:
+        assert asyncio.get_running_loop().time() < deadline, "never ready"
+        await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("store", ["sqlite", "redis"])

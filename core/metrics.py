@@ -1,0 +1,113 @@
+"""What an operator watches: Prometheus metrics and the platforms' connection state.
+
+One :class:`Metrics` per bridge (its own registry, so tests and several bridges in one process
+never share counts). The bridge counts turns; adapters report platform responses and whether
+they are connected; ``vf-bridge run`` serves it all on ``METRICS_PORT`` (core/ops_server.py).
+
+Series (every one labelled by ``platform``: ``discord``, ``slack`` or ``console``):
+
+* ``vfbridge_turns_total{outcome}``: Voiceflow turns by how they ended (``complete``,
+  ``interrupted``, ``stopped``, ``error``);
+* ``vfbridge_turn_seconds``: a turn's whole duration, request to final write;
+* ``vfbridge_first_output_seconds``: request to Voiceflow → the first output the user sees
+  (the placeholder or message going out): what "the answer appears at once" costs;
+* ``vfbridge_turns_in_progress``: turns running now;
+* ``vfbridge_platform_responses_total{result}``: the platform's answers, ``ok``,
+  ``rate_limited`` (a 429: should stay near 0) or ``error`` (an error answer, or none) —
+  on Discord every REST response, on Slack every Web API call of the bridge's own (not
+  slack-bolt's connection calls);
+* ``vfbridge_connected``: 1 while this process serves the platform (it holds the lease and
+  its connection is up), else 0 — a standby process reports 0.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["CONTENT_TYPE", "Metrics", "ResponseResult"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: Seconds: first output is expected within a second or two, a turn within a minute.
+_FIRST_OUTPUT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+_TURN_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
+
+ResponseResult = Literal["ok", "rate_limited", "error"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._turns = Counter(
+            "vfbridge_turns", "Voiceflow turns by outcome", ["platform", "outcome"], registry=r
+        )
+        self._turn_seconds = Histogram(
+            "vfbridge_turn_seconds",
+            "A turn's duration, request to final write",
+            ["platform"],
+            buckets=_TURN_BUCKETS,
+            registry=r,
+        )
+        self._first_output = Histogram(
+            "vfbridge_first_output_seconds",
+            "Request to Voiceflow to the turn's first output (placeholder or message)",
+            ["platform"],
+            buckets=_FIRST_OUTPUT_BUCKETS,
+            registry=r,
+        )
+        self._in_progress = Gauge(
+            "vfbridge_turns_in_progress", "Turns running now", ["platform"], registry=r
+        )
+        self._responses = Counter(
+            "vfbridge_platform_responses",
+            "Platform API responses: ok, rate_limited (429) or error",
+            ["platform", "result"],
+            registry=r,
+        )
+        self._connected = Gauge(
+            "vfbridge_connected",
+            "1 while this process serves the platform (lease held, connection up)",
+            ["platform"],
+            registry=r,
+        )
+        self._platforms: dict[str, bool] = {}
+
+    # -- turns (core/bridge.py) ----------------------------------------------------------
+    def turn_started(self, platform: str) -> None:
+        self._in_progress.labels(platform).inc()
+
+    def turn_ended(
+        self, platform: str, outcome: str, seconds: float, first_output_s: float | None
+    ) -> None:
+        self._in_progress.labels(platform).dec()
+        self._turns.labels(platform, outcome).inc()
+        self._turn_seconds.labels(platform).observe(seconds)
+        if first_output_s is not None:
+            self._first_output.labels(platform).observe(first_output_s)
+
+    # -- platforms (adapters) ------------------------------------------------------------
+    def response(self, platform: str, result: ResponseResult) -> None:
+        self._responses.labels(platform, result).inc()
+
+    def expect_platform(self, platform: str) -> None:
+        """``platform`` is configured: not ready until it reports itself connected."""
+        self._platforms.setdefault(platform, False)
+        self._connected.labels(platform).set(0)
+
+    def set_connected(self, platform: str, connected: bool) -> None:
+        self._platforms[platform] = connected
+        self._connected.labels(platform).set(1 if connected else 0)
+
+    def platforms(self) -> dict[str, bool]:
+        """Each configured platform, and whether this process serves it now."""
+        return dict(self._platforms)
+
+    def ready(self) -> bool:
+        """Whether every configured platform is connected here (False with none)."""
+        return bool(self._platforms) and all(self._platforms.values())
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every series."""
+        return generate_latest(self.registry)
