@@ -17,7 +17,9 @@ Series (every one labelled by ``platform``: ``discord``, ``slack`` or ``console`
   on Discord every REST response, on Slack every Web API call of the bridge's own (not
   slack-bolt's connection calls);
 * ``vfbridge_connected``: 1 while this process serves the platform (it holds the lease and
-  its connection is up), else 0 — a standby process reports 0.
+  its connection is up), else 0 — a standby process reports 0. Discord reports each gateway
+  connection dropping and coming back; Slack reports connect and stop only (slack-sdk
+  reconnects Socket Mode by itself).
 """
 
 from __future__ import annotations

@@ -97,15 +97,34 @@ async def test_discord_turns_responses_and_connection_are_exposed(
         )
 
 
+@pytest.mark.parametrize(
+    ("changes", "down", "up"),
+    [
+        ({}, ("disconnect",), ("resumed",)),
+        ({}, ("disconnect",), ("connect",)),  # a fresh session (IDENTIFY, READY)
+        ({"discord_shard_count": 2}, ("shard_disconnect", 1), ("shard_resumed", 1)),
+        ({"discord_shard_count": 2}, ("shard_disconnect", 0), ("shard_connect", 0)),
+    ],
+    ids=["resumed", "reconnected", "shard-resumed", "shard-reconnected"],
+)
 async def test_a_dropped_gateway_is_not_ready_until_it_is_back(
     discord_world_factory: WorldFactory,
+    changes: dict[str, object],
+    down: tuple[object, ...],
+    up: tuple[object, ...],
 ) -> None:
-    async with discord_world_factory() as w, ops(w.bridge.metrics) as http:
-        w.bot.on_link(0, up=False)  # what discord.py's on_disconnect reports
+    """What discord.py dispatches when a connection (a shard's) drops and comes back."""
+    async with (
+        discord_world_factory(settings_changes=changes, fake_changes={"max_concurrency": 2}) as w,
+        ops(w.bridge.metrics) as http,
+    ):
+        assert (await get(http, "/readyz"))[0] == 200
+        w.bot.client.dispatch(*down)
+        await asyncio.sleep(0)  # discord.py runs each handler as a task
         assert await get(http, "/readyz") == (503, '{"discord": "standby"}')
         assert await get(http, "/healthz") == (200, '{"discord": "standby"}')
-        w.bot.on_link(0, up=True)
-        assert (await get(http, "/readyz"))[0] == 200
+        w.bot.client.dispatch(*up)
+        assert await ready_within(http, 1)
 
 
 async def test_slack_turns_and_rate_limits_are_exposed(
