@@ -18,12 +18,13 @@ Series (every one labelled by ``platform``: ``discord``, ``slack`` or ``console`
   slack-bolt's connection calls);
 * ``vfbridge_connected``: 1 while this process serves the platform (it holds the lease and
   its connection is up), else 0 — a standby process reports 0. Discord reports each gateway
-  connection dropping and coming back; Slack reports connect and stop only (slack-sdk
-  reconnects Socket Mode by itself).
+  connection dropping and coming back; Slack Socket Mode is asked at each scrape (slack-sdk
+  watches and reconnects it by itself), Slack HTTP mode is connected while it listens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -36,6 +37,7 @@ _FIRST_OUTPUT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 _TURN_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 
 ResponseResult = Literal["ok", "rate_limited", "error"]
+Check = Callable[[], Awaitable[bool]]
 
 
 class Metrics:
@@ -74,7 +76,9 @@ class Metrics:
             ["platform"],
             registry=r,
         )
-        self._platforms: dict[str, bool] = {}
+        self._reported: dict[str, bool] = {}  # what each adapter said last
+        self._checks: dict[str, Check] = {}  # asked at each scrape, while reported connected
+        self._live: dict[str, bool] = {}  # what they answered last
 
     # -- turns (core/bridge.py) ----------------------------------------------------------
     def turn_started(self, platform: str) -> None:
@@ -95,20 +99,43 @@ class Metrics:
 
     def expect_platform(self, platform: str) -> None:
         """``platform`` is configured: not ready until it reports itself connected."""
-        self._platforms.setdefault(platform, False)
-        self._connected.labels(platform).set(0)
+        self._reported.setdefault(platform, False)
+        self._update(platform)
 
-    def set_connected(self, platform: str, connected: bool) -> None:
-        self._platforms[platform] = connected
-        self._connected.labels(platform).set(1 if connected else 0)
+    def set_connected(self, platform: str, connected: bool, *, check: Check | None = None) -> None:
+        """What the adapter knows; ``check``: a live question (a library's own ``is_connected``)
+        asked at every scrape while it says connected, for a link it cannot watch itself."""
+        self._reported[platform] = connected
+        if check is not None:
+            self._checks[platform] = check
+        self._live.pop(platform, None)
+        self._update(platform)
+
+    async def refresh(self) -> None:
+        """Ask the live checks (before /metrics, /healthz and /readyz answer)."""
+        for platform, check in list(self._checks.items()):
+            if not self._reported.get(platform):
+                continue
+            try:
+                self._live[platform] = bool(await check())
+            except Exception:  # a check that fails says "not connected", never breaks a probe
+                self._live[platform] = False
+            self._update(platform)
 
     def platforms(self) -> dict[str, bool]:
         """Each configured platform, and whether this process serves it now."""
-        return dict(self._platforms)
+        return {platform: self._connected_now(platform) for platform in self._reported}
 
     def ready(self) -> bool:
         """Whether every configured platform is connected here (False with none)."""
-        return bool(self._platforms) and all(self._platforms.values())
+        platforms = self.platforms()
+        return bool(platforms) and all(platforms.values())
+
+    def _connected_now(self, platform: str) -> bool:
+        return self._reported.get(platform, False) and self._live.get(platform, True)
+
+    def _update(self, platform: str) -> None:
+        self._connected.labels(platform).set(1 if self._connected_now(platform) else 0)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every series."""

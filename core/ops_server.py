@@ -36,13 +36,16 @@ def _states(metrics: Metrics) -> dict[str, str]:
 
 def ops_app(metrics: Metrics) -> web.Application:
     async def get_metrics(_request: web.Request) -> web.Response:
+        await metrics.refresh()
         body = metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def healthz(_request: web.Request) -> web.Response:
+        await metrics.refresh()
         return web.json_response(_states(metrics))
 
     async def readyz(_request: web.Request) -> web.Response:
+        await metrics.refresh()
         return web.json_response(_states(metrics), status=200 if metrics.ready() else 503)
 
     app = web.Application()

@@ -138,7 +138,8 @@ class SlackBot:
             )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("Slack connected in Socket Mode as %s", identity.get("user"))
-            self._bridge.metrics.set_connected(PLATFORM, True)
+            link = self._socket.client  # slack-sdk reconnects it by itself: ask it at each scrape
+            self._bridge.metrics.set_connected(PLATFORM, True, check=link.is_connected)
             return
         self._runner = web.AppRunner(app.web_app(path=EVENTS_PATH))
         await self._runner.setup()

@@ -42,16 +42,20 @@ async def get(http: aiohttp.ClientSession, path: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-async def ready_within(http: aiohttp.ClientSession, seconds: float) -> bool:
-    """Whether /readyz turns 200 within ``seconds``, asked as a readiness probe asks: again
-    and again (the bot handles RESUMED a moment after the fake sent it)."""
+async def status_within(http: aiohttp.ClientSession, status: int, seconds: float) -> bool:
+    """Whether /readyz answers ``status`` within ``seconds``, asked as a readiness probe asks:
+    again and again (a client handles a drop or a RESUME a moment after the fake sent it)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    while (await get(http, "/readyz"))[0] != 200:
+    while (await get(http, "/readyz"))[0] != status:
         if loop.time() > deadline:
             return False
         await asyncio.sleep(0.05)
     return True
+
+
+async def ready_within(http: aiohttp.ClientSession, seconds: float) -> bool:
+    return await status_within(http, 200, seconds)
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -150,6 +154,20 @@ async def test_slack_turns_and_rate_limits_are_exposed(
         assert ok == 1 + sum(1 for c in world.fake.calls if c.ok and c.method not in bolts)
         await world.bot.close()
         assert await get(http, "/readyz") == (503, '{"slack": "standby"}')
+
+
+async def test_a_dropped_slack_socket_is_not_ready_until_slack_sdk_is_back(
+    slack_world_factory: slack_fixtures.WorldFactory,
+) -> None:
+    """slack-sdk reconnects Socket Mode by itself; a scrape asks it whether it is connected."""
+    async with slack_world_factory(mode="socket") as world, ops(world.bridge.metrics) as http:
+        assert (await get(http, "/readyz"))[0] == 200
+        world.fake.inject("apps.connections.open", error="internal_error", times=1000)
+        await world.fake.drop_socket()  # and no new connection is granted for now
+        assert await status_within(http, 503, 5)
+        assert await get(http, "/healthz") == (200, '{"slack": "standby"}')
+        world.fake.clear_faults()
+        assert await ready_within(http, 20), "slack-sdk never reconnected"
 
 
 async def test_a_taken_metrics_port_is_one_line_naming_it() -> None:

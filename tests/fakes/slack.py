@@ -281,6 +281,17 @@ class FakeSlack(SlackHttpEvents, SlackWebApi):
         await ws.send_json({"type": "disconnect", "reason": reason, "debug_info": {"host": "x"}})
         self._notify()
 
+    async def drop_socket(self) -> None:
+        """Close the Socket Mode connection from Slack's side, as a network drop would; the
+        client reconnects at once (apps.connections.open, then a new socket) unless that
+        call is failed by a fault."""
+        ws = self._socket
+        if ws is None:
+            raise RuntimeError("no Socket Mode connection to drop")
+        self._socket = None
+        await ws.close(code=WSCloseCode.GOING_AWAY)
+        self._notify()
+
     async def send_event(
         self,
         event: dict[str, Any],

@@ -150,6 +150,10 @@ class SlackWebApi:
         fault = SlackError(error or default, status=status, retry_after=retry_after)
         self._faults.setdefault(method, deque()).extend([fault] * times)
 
+    def clear_faults(self) -> None:
+        """Stop every injected failure: later calls are served normally."""
+        self._faults.clear()
+
     def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
         """Carry out the next `times` calls of `method`, but answer each `seconds` late (a
         slow Slack: a client that times out cannot tell whether the call was done)."""
