@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = _settings()
     if settings is None:
         return EXIT_CONFIG
-    setup_logging(settings.log_level, settings.secrets())
+    setup_logging(settings.log_level, settings.secrets(), json_lines=settings.log_format == "json")
     commands: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
         "run": lambda: _run(settings),
         "chat": lambda: _chat(settings),

@@ -95,6 +95,7 @@ class Settings:
     stream_unit: StreamUnit = "word"
     stream_static_text: bool = False
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     allowed_guilds: frozenset[str] = field(default_factory=frozenset)
     allowed_channels: frozenset[str] = field(default_factory=frozenset)
     allowed_workspaces: frozenset[str] = field(default_factory=frozenset)
@@ -266,6 +267,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         stream_unit=r.choice("STREAM_UNIT", "word", ("word", "sentence")),  # type: ignore[arg-type]
         stream_static_text=r.flag("STREAM_STATIC_TEXT", False),
         log_level=r.choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper(),
+        log_format=r.choice("LOG_FORMAT", "text", ("text", "json")),  # type: ignore[arg-type]
         allowed_guilds=r.id_set("DISCORD_ALLOWED_GUILDS"),
         allowed_channels=r.id_set("ALLOWED_CHANNELS"),
         allowed_workspaces=r.id_set("SLACK_ALLOWED_WORKSPACES"),

@@ -1,4 +1,8 @@
-"""Logging setup: one format, and a filter that redacts every configured secret.
+"""Logging setup: a text or a JSON format, and a filter that redacts every configured secret.
+
+``LOG_FORMAT=json`` writes one JSON object per line (``time``, ``level``, ``logger``,
+``message``, and ``exception`` with the traceback when there is one), for log pipelines that
+index fields (Loki, Datadog, CloudWatch); ``text`` (the default) is for people.
 
 Nothing should ever log a secret in the first place; the filter is the second line of
 defence (e.g. a library that logs a URL or a header).
@@ -6,11 +10,13 @@ defence (e.g. a library that logs a URL or a header).
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
-__all__ = ["REDACTED", "RedactingFilter", "setup_logging"]
+__all__ = ["REDACTED", "JsonFormatter", "RedactingFilter", "setup_logging"]
 
 REDACTED = "[redacted]"
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -39,9 +45,24 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str, secrets: Iterable[str]) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (newlines in a message are escaped)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str, secrets: Iterable[str], *, json_lines: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(_FORMAT))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
-from core.logs import REDACTED, RedactingFilter
+import pytest
+
+from core.logs import REDACTED, RedactingFilter, setup_logging
 
 SECRET = "xoxb-very-secret-token"
 
@@ -33,3 +36,28 @@ def test_clean_records_are_untouched() -> None:
     rec = record("hello %s", "world")
     RedactingFilter([SECRET]).filter(rec)
     assert rec.getMessage() == "hello world" and rec.args == ("world",)
+
+
+def test_json_lines_carry_the_fields_redacted_and_one_record_per_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """LOG_FORMAT=json: what a log pipeline indexes; the redaction applies as for text."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging("INFO", [SECRET], json_lines=True)
+        logging.getLogger("core.test").info("two\nlines with %s", SECRET)
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logging.getLogger("core.test").exception("failed — café")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = capsys.readouterr().err.splitlines()
+    first, second = (json.loads(line) for line in lines)
+    assert first["level"] == "INFO" and first["logger"] == "core.test"
+    assert first["message"] == f"two\nlines with {REDACTED}"
+    assert first["time"].endswith("+00:00") and "exception" not in first
+    assert second["message"] == "failed — café" and "RuntimeError: boom" in second["exception"]
+    assert SECRET not in "".join(lines)

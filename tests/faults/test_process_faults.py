@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 from pathlib import Path
@@ -103,7 +104,8 @@ async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_f
         ports = free_port(), free_port()  # METRICS_PORT: readiness tells them apart
         async with child({**env, "METRICS_PORT": str(ports[0])}, tmp_path) as first:
             await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
-            async with child({**env, "METRICS_PORT": str(ports[1])}, tmp_path) as second:
+            json_logs = {"METRICS_PORT": str(ports[1]), "LOG_FORMAT": "json"}
+            async with child({**env, **json_logs}, tmp_path) as second:
                 await said(second, "waiting to take over")
                 await wait_ready(ports[0])  # READY, then the guilds: a moment after IDENTIFY
                 assert await probe(ports[0], "/readyz") == (200, {"discord": "connected"})
@@ -123,6 +125,8 @@ async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_f
             assert len(answers) == 1, f"{question!r} answered {len(answers)} times"
             CHECKED.add(ANSWERS[question])
         assert "taking over from the process before" in "".join(second.output)
+        logged = [json.loads(line) for line in second.output]  # LOG_FORMAT=json: every line
+        assert {"time", "level", "logger", "message"} <= set(logged[0])
 
 
 def free_port() -> int:
