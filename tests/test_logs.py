@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
-import pytest
-
-from core.logs import REDACTED, RedactingFilter, setup_logging
+from core.logs import REDACTED, JsonFormatter, RedactingFilter
 
 SECRET = "xoxb-very-secret-token"
 
@@ -38,25 +37,27 @@ def test_clean_records_are_untouched() -> None:
     assert rec.getMessage() == "hello world" and rec.args == ("world",)
 
 
-def test_json_lines_carry_the_fields_redacted_and_one_record_per_line(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """LOG_FORMAT=json: what a log pipeline indexes; the redaction applies as for text."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+def test_json_lines_carry_the_fields_redacted_and_one_record_per_line() -> None:
+    """LOG_FORMAT=json: what a log pipeline indexes; the redaction applies as for text (the
+    handler as setup_logging builds it, on a logger of its own: global logging stays as is)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter([SECRET]))
+    logger = logging.getLogger("core.test.json")
+    logger.addHandler(handler)
+    logger.propagate = False
     try:
-        setup_logging("INFO", [SECRET], json_lines=True)
-        logging.getLogger("core.test").info("two\nlines with %s", SECRET)
+        logger.warning("two\nlines with %s", SECRET)
         try:
             raise RuntimeError("boom")
         except RuntimeError:
-            logging.getLogger("core.test").exception("failed — café")
+            logger.exception("failed — café")
     finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    lines = capsys.readouterr().err.splitlines()
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
     first, second = (json.loads(line) for line in lines)
-    assert first["level"] == "INFO" and first["logger"] == "core.test"
+    assert first["level"] == "WARNING" and first["logger"] == "core.test.json"
     assert first["message"] == f"two\nlines with {REDACTED}"
     assert first["time"].endswith("+00:00") and "exception" not in first
     assert second["message"] == "failed — café" and "RuntimeError: boom" in second["exception"]
