@@ -31,7 +31,7 @@ from core.store import Store, open_store
 from core.traces import Button
 from core.voiceflow import VoiceflowClient
 
-__all__ = ["Bridge", "ConversationKey", "PressedButton", "StopResult", "open_bridge"]
+__all__ = ["Bridge", "ConversationKey", "PressedButton", "Speaker", "StopResult", "open_bridge"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,34 @@ class PressedButton:
     button: Button
 
 
+@dataclass(frozen=True)
+class Speaker:
+    """Who acted (wrote the message, clicked the button) and where: sent to Voiceflow with the
+    turn as variables (``VOICEFLOW_CONTEXT_VARIABLES``), so an agent can greet by name or tell
+    Discord from Slack. Empty fields are left out."""
+
+    platform: str
+    user_id: str
+    user_name: str = ""
+    channel_id: str = ""
+    workspace_id: str = ""
+    is_dm: bool = False
+
+    def variables(self) -> dict[str, Any]:
+        """``bridge_``-prefixed, so that no variable of the agent's own (nor Voiceflow's
+        built-in ``platform`` and ``user_id``) is overwritten."""
+        fields = {
+            "bridge_platform": self.platform,
+            "bridge_user_id": self.user_id,
+            "bridge_user_name": self.user_name,
+            "bridge_channel_id": self.channel_id,
+            "bridge_workspace_id": self.workspace_id,
+        }
+        return {name: value for name, value in fields.items() if value} | {
+            "bridge_is_dm": self.is_dm
+        }
+
+
 class Bridge:
     def __init__(
         self,
@@ -134,22 +162,24 @@ class Bridge:
         *,
         author: str = "",
         origin: str = "",
+        speaker: Speaker | None = None,
     ) -> None:
         """Run the user's text as a turn (after ``launch`` if the conversation is new/ended).
 
         ``author`` (default: the key's user) is who the per-user rate limit counts. Refused
         input (too fast, too long, empty) gets a notice and never reaches Voiceflow — except
         that a bare mention opening a new (or ended) conversation launches it: a greeting.
-        ``origin`` names the user's message, for :meth:`withdraw`.
+        ``origin`` names the user's message, for :meth:`withdraw`. ``speaker``: who wrote it,
+        told to Voiceflow with the launch and the text (:class:`Speaker`).
         """
         if not origin:
-            await self._handle_message(key, text, renderer, author)
+            await self._handle_message(key, text, renderer, author, speaker=speaker)
             return
         if origin in self._withdrawn:
             return  # deleted before its turn began
         self._origins[origin] = set()
         try:
-            await self._handle_message(key, text, renderer, author, origin)
+            await self._handle_message(key, text, renderer, author, origin, speaker=speaker)
         finally:
             del self._origins[origin]
 
@@ -170,13 +200,20 @@ class Bridge:
         return True
 
     async def _handle_message(
-        self, key: ConversationKey, text: str, renderer: Renderer, author: str, origin: str = ""
+        self,
+        key: ConversationKey,
+        text: str,
+        renderer: Renderer,
+        author: str,
+        origin: str = "",
+        *,
+        speaker: Speaker | None = None,
     ) -> None:
         self._cancel_no_reply(key.id)  # any user input, even input refused below (SPEC §4)
         who = f"{key.platform}|{key.workspace}|{author or key.user or key.place}"
         verdict = self._admission.check(who, text)
         if verdict.empty and await self._is_new(key):
-            await self._turn(key, None, renderer, launch_first=True, origin=origin)
+            await self._turn(key, None, renderer, launch_first=True, origin=origin, speaker=speaker)
             return
         if verdict.text is None:
             if verdict.reply is not None:
@@ -191,11 +228,14 @@ class Bridge:
             author=author or key.user,
             retry=True,
             origin=origin,
+            speaker=speaker,
         )
 
-    async def launch(self, key: ConversationKey, renderer: Renderer) -> None:
+    async def launch(
+        self, key: ConversationKey, renderer: Renderer, *, speaker: Speaker | None = None
+    ) -> None:
         """Start the conversation if it is new or ended (a greeting without user text)."""
-        await self._turn(key, None, renderer, launch_first=True)
+        await self._turn(key, None, renderer, launch_first=True, speaker=speaker)
 
     async def lookup_button(self, button_id: str) -> PressedButton | None:
         stored = await self._store.button(button_id)
@@ -205,14 +245,26 @@ class Bridge:
         return PressedButton(key, stored.button)
 
     async def handle_button(
-        self, pressed: PressedButton, renderer: Renderer, *, author: str = ""
+        self,
+        pressed: PressedButton,
+        renderer: Renderer,
+        *,
+        author: str = "",
+        speaker: Speaker | None = None,
     ) -> None:
         """Send a clicked button's request to Voiceflow verbatim (after ``launch`` when the
         conversation has ended since the button was shown, as any next message would).
-        ``author``: who clicked (the one who may stop the answer)."""
+        ``author``: who clicked (the one who may stop the answer); ``speaker``: the same, for
+        Voiceflow's variables."""
         request = pressed.button.request
         await self._turn(
-            pressed.key, request, renderer, launch_first=True, author=author, retry=True
+            pressed.key,
+            request,
+            renderer,
+            launch_first=True,
+            author=author,
+            retry=True,
+            speaker=speaker,
         )
 
     async def reset(self, key: ConversationKey) -> None:
@@ -278,6 +330,7 @@ class Bridge:
         author: str = "",
         retry: bool = False,
         origin: str = "",
+        speaker: Speaker | None = None,
     ) -> None:
         """Run ``action`` (after ``launch`` when the conversation is new and ``launch_first``).
         ``retry``: the action is the user's own (a message, a click), so a turn the agent's side
@@ -292,6 +345,8 @@ class Bridge:
             if self._upstream_forgets:
                 self._begun_here.add(key.id)
             user_id = key.user_id(conversation.generation)
+            send = speaker is not None and self._settings.voiceflow_context_variables
+            variables = speaker.variables() if send and speaker is not None else None
             result = None
             if fresh and launch_first and origin not in self._withdrawn:
                 result = await self._run(  # one note if both crash, not two
@@ -302,13 +357,20 @@ class Bridge:
                     author=author,
                     tell_agent_error=action is None,
                     origin=origin,
+                    variables=variables,
                 )
                 if result.error is not None:  # not launched: the next message launches again
                     await self._store.set_ended(key.id, True)
             launched = not (result and (result.error or result.ended))
             if action is not None and launched and origin not in self._withdrawn:
                 result = await self._run(
-                    key, user_id, action, renderer, author=author, origin=origin
+                    key,
+                    user_id,
+                    action,
+                    renderer,
+                    author=author,
+                    origin=origin,
+                    variables=variables,
                 )
             if result is not None:
                 await self._after(key, result, renderer)
@@ -325,6 +387,7 @@ class Bridge:
         author: str,
         tell_agent_error: bool = True,
         origin: str = "",
+        variables: dict[str, Any] | None = None,
     ) -> TurnResult:
         stop_id = secrets.token_hex(6)
         relay = TurnRelay(
@@ -341,7 +404,7 @@ class Bridge:
         self.metrics.turn_started(key.platform)
         started = time.monotonic()
         try:
-            result = await relay.run(self._client.interact(user_id, action))
+            result = await relay.run(self._client.interact(user_id, action, variables=variables))
         finally:
             del self._relays[stop_id]
             relays.discard(relay)

@@ -94,6 +94,8 @@ class Settings:
     conversation_scope: Scope = "channel"
     stream_unit: StreamUnit = "word"
     stream_static_text: bool = False
+    #: Send who wrote and where as ``bridge_*`` Voiceflow variables (core/bridge.py Speaker).
+    voiceflow_context_variables: bool = True
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     allowed_guilds: frozenset[str] = field(default_factory=frozenset)
@@ -266,6 +268,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         stream_unit=r.choice("STREAM_UNIT", "word", ("word", "sentence")),  # type: ignore[arg-type]
         stream_static_text=r.flag("STREAM_STATIC_TEXT", False),
+        voiceflow_context_variables=r.flag("VOICEFLOW_CONTEXT_VARIABLES", True),
         log_level=r.choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper(),
         log_format=r.choice("LOG_FORMAT", "text", ("text", "json")),  # type: ignore[arg-type]
         allowed_guilds=r.id_set("DISCORD_ALLOWED_GUILDS"),

@@ -77,6 +77,7 @@ def errors_of(env: dict[str, str]) -> list[str]:
         ({"DISCORD_SHARD_COUNT": "4", "DISCORD_SHARD_IDS": "one"}, ["DISCORD_SHARD_IDS"]),
         ({"METRICS_PORT": "0"}, ["METRICS_PORT"]),
         ({"LOG_FORMAT": "yaml"}, ["LOG_FORMAT"]),
+        ({"VOICEFLOW_CONTEXT_VARIABLES": "maybe"}, ["VOICEFLOW_CONTEXT_VARIABLES"]),
         ({"METRICS_PORT": "http"}, ["METRICS_PORT"]),
         (
             {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "METRICS_PORT": "3000"},

@@ -18,11 +18,13 @@ import threading
 from typing import TextIO
 
 from bots.console.renderer import ConsoleRenderer
-from core.bridge import Bridge, ConversationKey
+from core.bridge import Bridge, ConversationKey, Speaker
 
 __all__ = ["run_chat"]
 
 CHAT_KEY = ConversationKey("console", "local", "terminal", "")
+#: Told to Voiceflow with each turn (VOICEFLOW_CONTEXT_VARIABLES): a one-person conversation.
+SPEAKER = Speaker("console", "local", is_dm=True)
 PROMPT = "\n> "
 HELP = "Type a message. A number clicks a button; /reset starts over; /quit exits."
 
@@ -54,7 +56,7 @@ async def _converse(
 ) -> int:
     if interactive:
         sink.write(HELP + "\n")
-    await bridge.launch(CHAT_KEY, renderer)
+    await bridge.launch(CHAT_KEY, renderer, speaker=SPEAKER)
     while True:
         if interactive:
             renderer.prompt(PROMPT)
@@ -100,14 +102,14 @@ async def _handle_line(bridge: Bridge, renderer: ConsoleRenderer, line: str) -> 
     if line == "/reset":
         await bridge.reset(CHAT_KEY)
         await renderer.send_notice("Conversation reset.")
-        await bridge.launch(CHAT_KEY, renderer)
+        await bridge.launch(CHAT_KEY, renderer, speaker=SPEAKER)
         return True
     if line.isdigit() and 1 <= int(line) <= len(offered):
         ref = offered[int(line) - 1]
         pressed = await bridge.lookup_button(ref.id)
         if pressed is not None:
             await renderer.send_notice(f"→ {ref.button.name}")
-            await bridge.handle_button(pressed, renderer)
+            await bridge.handle_button(pressed, renderer, speaker=SPEAKER)
             return True
-    await bridge.handle_message(CHAT_KEY, line, renderer)
+    await bridge.handle_message(CHAT_KEY, line, renderer, speaker=SPEAKER)
     return True

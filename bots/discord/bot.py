@@ -28,7 +28,7 @@ from bots.discord.session_starts import IdentifyQueue, prepare_session_starts
 from bots.discord.shards import PLATFORM, ShardPlan
 from bots.discord.writer import NO_MENTIONS, Destination, DiscordWriter, ReplyTo
 from core.admission import is_allowed_place
-from core.bridge import Bridge, ConversationKey, StopResult
+from core.bridge import Bridge, ConversationKey, Speaker, StopResult
 from core.config import Settings
 from core.errors import ConfigError, PlatformError
 from core.lease import LEASE_S, holder_id
@@ -145,6 +145,18 @@ class _ShardedClient(_Hooks, discord.AutoShardedClient):
 
     async def on_shard_disconnect(self, shard_id: int) -> None:
         self._bot.on_link(shard_id, up=False)
+
+
+def _speaker(place: _Place, user: discord.abc.User) -> Speaker:
+    """Who wrote or clicked, and where: the turn's Voiceflow variables (core/bridge.py)."""
+    return Speaker(
+        platform=PLATFORM,
+        user_id=str(user.id),
+        user_name=user.display_name,
+        channel_id=str(place.channel_id),
+        workspace_id=str(place.guild_id or ""),
+        is_dm=place.guild_id is None,
+    )
 
 
 def _client(bot: DiscordBot, plan: ShardPlan, **options: Any) -> discord.Client:
@@ -331,8 +343,14 @@ class DiscordBot:
         key = self._key(place, message.author.id)
         reply = ReplyTo(message.id, message.channel.id) if place.guild_id is not None else None
         renderer = self._renderer(place, reply_to=reply)
+        speaker = _speaker(place, message.author)
         turn = self._bridge.handle_message(
-            key, text, renderer, author=str(message.author.id), origin=_origin(message.id)
+            key,
+            text,
+            renderer,
+            author=str(message.author.id),
+            origin=_origin(message.id),
+            speaker=speaker,
         )
         self._spawn(turn, f"discord turn {key.id}")
 
@@ -453,7 +471,10 @@ class DiscordBot:
         await self._edit_clicked(interaction, content=content, view=chosen_view(message, custom_id))
         place = _place_of(interaction.channel, interaction.guild_id, interaction.channel_id)
         renderer = self._renderer(place)
-        turn = self._bridge.handle_button(pressed, renderer, author=str(interaction.user.id))
+        speaker = _speaker(place, interaction.user)
+        turn = self._bridge.handle_button(
+            pressed, renderer, author=str(interaction.user.id), speaker=speaker
+        )
         self._spawn(turn, f"discord click {ident}")
 
     async def _edit_clicked(self, interaction: discord.Interaction, **changes: Any) -> None:

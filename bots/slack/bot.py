@@ -52,7 +52,7 @@ from bots.slack.journal import SlackJournal, finalize_slack_dangling
 from bots.slack.native_stream import NativeSwitch
 from bots.slack.place import SlackPlace
 from bots.slack.renderer import SlackRenderer
-from core.bridge import Bridge, ConversationKey, StopResult
+from core.bridge import Bridge, ConversationKey, Speaker, StopResult
 from core.config import Settings
 from core.errors import ConfigError, PlatformError, PlatformRateLimitedError
 from core.metrics import ResponseResult
@@ -278,6 +278,7 @@ class SlackBot:
                     renderer,
                     author=place.user_id,
                     origin=_origin(place.team_id, place.channel, incoming.ts),
+                    speaker=_speaker(place),
                 )
         except Exception:
             log.exception("Slack turn failed for %s", key.id)
@@ -322,7 +323,9 @@ class SlackBot:
             await self._show_choice(place, message, pressed.button.name)
             if place.thread_ts is not None:
                 self._threads.add((place.channel, place.thread_ts))
-            await self._bridge.handle_button(pressed, renderer, author=place.user_id)
+            await self._bridge.handle_button(
+                pressed, renderer, author=place.user_id, speaker=_speaker(place)
+            )
         except Exception:
             log.exception("Slack button click failed")
         finally:
@@ -385,6 +388,18 @@ class SlackBot:
             await ack(text=RESET_FAILED, response_type="ephemeral")
             return
         await ack(text=RESET_CONFIRMATION, response_type="ephemeral")
+
+
+def _speaker(place: SlackPlace) -> Speaker:
+    """Who wrote or clicked, and where: the turn's Voiceflow variables (core/bridge.py).
+    Slack's events carry no display name (``users.info`` would need ``users:read``)."""
+    return Speaker(
+        platform=PLATFORM,
+        user_id=place.user_id,
+        channel_id=place.channel,
+        workspace_id=place.team_id,
+        is_dm=place.is_dm,
+    )
 
 
 def _click_place(body: dict[str, Any]) -> SlackPlace:
