@@ -9,8 +9,9 @@ Series (every one labelled by ``platform``: ``discord``, ``slack`` or ``console`
 * ``vfbridge_turns_total{outcome}``: Voiceflow turns by how they ended (``complete``,
   ``interrupted``, ``stopped``, ``error``);
 * ``vfbridge_turn_seconds``: a turn's whole duration, request to final write;
-* ``vfbridge_first_output_seconds``: request to Voiceflow → the first output the user sees
-  (the placeholder or message going out): what "the answer appears at once" costs;
+* ``vfbridge_first_output_seconds``: request to Voiceflow → its first trace with output,
+  which the placeholder or message is written for next (the platform's own time to show it
+  is not in it): how long Voiceflow keeps the user waiting;
 * ``vfbridge_turns_in_progress``: turns running now;
 * ``vfbridge_platform_responses_total{result}``: the platform's answers, ``ok``,
   ``rate_limited`` (a 429: should stay near 0) or ``error`` (an error answer, or none) —
@@ -56,7 +57,7 @@ class Metrics:
         )
         self._first_output = Histogram(
             "vfbridge_first_output_seconds",
-            "Request to Voiceflow to the turn's first output (placeholder or message)",
+            "Request to Voiceflow to its first trace with output",
             ["platform"],
             buckets=_FIRST_OUTPUT_BUCKETS,
             registry=r,

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -73,6 +73,21 @@ async def child(env: dict[str, str], cwd: Path) -> AsyncIterator[Child]:
     finally:
         if proc.returncode is None:
             await running.stop(signal.SIGKILL)
+
+
+async def wait_serving(
+    fake: FakeDiscord, predicate: Callable[[], bool], *children: Child, within_s: float = STARTUP_S
+) -> None:
+    """``fake.wait_until(predicate)``; on a timeout, the failure shows each child's exit code
+    and last lines, since a child that died or hangs at startup says why only there."""
+    try:
+        await fake.wait_until(predicate, within_s)
+    except TimeoutError as exc:
+        said = [
+            f"child {i}: exit {c.proc.returncode}, last lines: {''.join(c.output[-8:])!r}"
+            for i, c in enumerate(children)
+        ]
+        raise AssertionError("\n".join([str(exc), *said])) from None
 
 
 def base_env(tmp_path: Path, simulator: Simulator, **extra: str) -> dict[str, str]:

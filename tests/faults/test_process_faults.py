@@ -48,6 +48,7 @@ from tests.faults.processes import (
     discord_env,
     slack_env,
     slow_simulator,
+    wait_serving,
 )
 from tests.redis_server import redis_server
 
@@ -170,7 +171,8 @@ async def test_processes_on_separate_shards_serve_one_bot_and_an_overlapping_one
             child({**env, "DISCORD_SHARD_IDS": "0"}, tmp_path) as zero,
             child({**env, "DISCORD_SHARD_IDS": "1"}, tmp_path) as one,
         ):
-            await fake.wait_until(lambda: fake.gateway.live_shards == [(0, 2), (1, 2)], STARTUP_S)
+            both = [(0, 2), (1, 2)]
+            await wait_serving(fake, lambda: fake.gateway.live_shards == both, zero, one)
             async with child({**env, "DISCORD_SHARD_IDS": "0-1"}, tmp_path) as third:
                 await said(third, "waiting to take over")
                 for channel in ("3000", "3200"):
