@@ -345,8 +345,8 @@ class Bridge:
             if self._upstream_forgets:
                 self._begun_here.add(key.id)
             user_id = key.user_id(conversation.generation)
-            send = speaker is not None and self._settings.voiceflow_context_variables
-            variables = speaker.variables() if send and speaker is not None else None
+            told = speaker if self._settings.voiceflow_context_variables else None
+            variables = told.variables() if told is not None else None
             result = None
             if fresh and launch_first and origin not in self._withdrawn:
                 result = await self._run(  # one note if both crash, not two

@@ -242,6 +242,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if discord is not None and discord.reveal().count(".") != 2:
         r.fail("DISCORD_TOKEN", "does not look like a bot token (three dot-separated parts)")
     shard_count, shard_ids = _discord_shards(r)
+    slack_port = r.integer("SLACK_PORT", 3000, 1, 65535)
+    slack_http = slack_bot is not None and slack_app is None
     settings = Settings(
         voiceflow_api_key=key,
         voiceflow_project_id=project,
@@ -261,7 +263,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         slack_app_token=slack_app,
         slack_signing_secret=signing,
         slack_api_url=r.url("SLACK_API_URL", DEFAULT_SLACK_API_URL, ("http", "https")),
-        slack_port=r.integer("SLACK_PORT", 3000, 1, 65535),
+        slack_port=slack_port,
         state_url=_state_url(r),
         conversation_scope=r.choice(  # type: ignore[arg-type]
             "CONVERSATION_SCOPE", "channel", ("channel", "user", "channel_user")
@@ -275,18 +277,19 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         allowed_channels=r.id_set("ALLOWED_CHANNELS"),
         allowed_workspaces=r.id_set("SLACK_ALLOWED_WORKSPACES"),
         user_rate_limit_per_minute=r.integer("USER_RATE_LIMIT_PER_MINUTE", 0, 0, 10_000),
-        metrics_port=_metrics_port(r, slack_http=slack_bot is not None and slack_app is None),
+        metrics_port=_metrics_port(r, slack_http_port=slack_port if slack_http else None),
     )
     if r.errors:
         raise ConfigErrors(r.errors)
     return settings
 
 
-def _metrics_port(r: _Reader, *, slack_http: bool) -> int | None:
+def _metrics_port(r: _Reader, *, slack_http_port: int | None) -> int | None:
+    """METRICS_PORT, which must not be Slack HTTP mode's port (None: Socket Mode or no Slack)."""
     if r.text("METRICS_PORT") is None:
         return None
     port = r.integer("METRICS_PORT", 0, 1, 65535) or None
-    if port is not None and slack_http and port == r.integer("SLACK_PORT", 3000, 1, 65535):
+    if port is not None and port == slack_http_port:
         r.fail("METRICS_PORT", f"must differ from SLACK_PORT ({port}), where Slack's events come")
     return port
 

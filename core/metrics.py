@@ -29,10 +29,12 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 __all__ = ["CONTENT_TYPE", "Metrics", "ResponseResult"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: What :meth:`Metrics.render` writes: Prometheus text format 0.0.4.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 #: Seconds: first output is expected within a second or two, a turn within a minute.
 _FIRST_OUTPUT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 _TURN_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0)

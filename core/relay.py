@@ -98,7 +98,7 @@ class TurnRelay:
         self._stopped = False
         self._quiet = False
         self.result = TurnResult()
-        self._started = time.monotonic()
+        self._started: float  # when run() began: the request to Voiceflow
 
     def stop(self, *, quiet: bool = False) -> None:
         """Cancel the Voiceflow request; the open message ends as stopped. ``quiet``: with

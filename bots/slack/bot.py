@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
@@ -55,7 +56,6 @@ from bots.slack.renderer import SlackRenderer
 from core.bridge import Bridge, ConversationKey, Speaker, StopResult
 from core.config import Settings
 from core.errors import ConfigError, PlatformError, PlatformRateLimitedError
-from core.metrics import ResponseResult
 from core.shutdown import SHUTDOWN_GRACE_S, end_turns
 
 __all__ = ["SlackBot", "run_slack"]
@@ -97,7 +97,8 @@ class SlackBot:
         self._client = AsyncWebClient(
             token=settings.slack_bot_token.reveal(), base_url=settings.slack_api_url
         )
-        self._api = SlackApi(self._client, on_response=self._count_response)
+        count = functools.partial(bridge.metrics.response, PLATFORM)
+        self._api = SlackApi(self._client, on_response=count)
         self._budgets = SlackBudgets()
         self._native = NativeSwitch()
         self._gate = EventGate(
@@ -168,9 +169,6 @@ class SlackBot:
         finally:
             turns = self._tasks | self._bridge.timer_turns(PLATFORM)
             await end_turns(turns, grace_s=self._shutdown_grace_s)
-
-    def _count_response(self, result: ResponseResult) -> None:
-        self._bridge.metrics.response(PLATFORM, result)
 
     async def drain(self) -> None:
         """Wait until every turn started so far has finished (tests, graceful shutdown)."""
