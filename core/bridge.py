@@ -16,9 +16,9 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.admission import Admission
@@ -95,7 +95,9 @@ class PressedButton:
 class Speaker:
     """Who acted (wrote the message, clicked the button) and where: sent to Voiceflow with the
     turn as variables (``VOICEFLOW_CONTEXT_VARIABLES``), so an agent can greet by name or tell
-    Discord from Slack. Empty fields are left out."""
+    Discord from Slack. Empty fields are left out. ``pending_name``: the name is still being
+    looked up (Slack's ``users.info``); the turn waits for it once it is its turn to run, and
+    the adapter bounds that wait."""
 
     platform: str
     user_id: str
@@ -103,6 +105,13 @@ class Speaker:
     channel_id: str = ""
     workspace_id: str = ""
     is_dm: bool = False
+    pending_name: Awaitable[str] | None = field(default=None, compare=False, repr=False)
+
+    async def resolved(self) -> Speaker:
+        """This speaker with its name, once a pending lookup is done."""
+        if self.pending_name is None:
+            return self
+        return replace(self, user_name=await self.pending_name, pending_name=None)
 
     def variables(self) -> dict[str, Any]:
         """``bridge_``-prefixed, so that no variable of the agent's own (nor Voiceflow's
@@ -346,7 +355,7 @@ class Bridge:
                 self._begun_here.add(key.id)
             user_id = key.user_id(conversation.generation)
             told = speaker if self._settings.voiceflow_context_variables else None
-            variables = told.variables() if told is not None else None
+            variables = (await told.resolved()).variables() if told is not None else None
             result = None
             if fresh and launch_first and origin not in self._withdrawn:
                 result = await self._run(  # one note if both crash, not two

@@ -50,6 +50,7 @@ from bots.slack.events import (
     is_retry,
 )
 from bots.slack.journal import SlackJournal, finalize_slack_dangling
+from bots.slack.names import SlackNames
 from bots.slack.native_stream import NativeSwitch
 from bots.slack.place import SlackPlace
 from bots.slack.renderer import SlackRenderer
@@ -99,6 +100,7 @@ class SlackBot:
         )
         count = functools.partial(bridge.metrics.response, PLATFORM)
         self._api = SlackApi(self._client, on_response=count)
+        self._names = SlackNames(self._api)
         self._budgets = SlackBudgets()
         self._native = NativeSwitch()
         self._gate = EventGate(
@@ -276,7 +278,7 @@ class SlackBot:
                     renderer,
                     author=place.user_id,
                     origin=_origin(place.team_id, place.channel, incoming.ts),
-                    speaker=_speaker(place),
+                    speaker=self._speaker(place),
                 )
         except Exception:
             log.exception("Slack turn failed for %s", key.id)
@@ -322,12 +324,27 @@ class SlackBot:
             if place.thread_ts is not None:
                 self._threads.add((place.channel, place.thread_ts))
             await self._bridge.handle_button(
-                pressed, renderer, author=place.user_id, speaker=_speaker(place)
+                pressed, renderer, author=place.user_id, speaker=self._speaker(place)
             )
         except Exception:
             log.exception("Slack button click failed")
         finally:
             await renderer.aclose()
+
+    def _speaker(self, place: SlackPlace) -> Speaker:
+        """Who wrote or clicked, and where: the turn's Voiceflow variables (core/bridge.py).
+        Slack's events carry no name: its lookup starts now (bots/slack/names.py)."""
+        name = None
+        if self._settings.voiceflow_context_variables:
+            name = self._names.lookup(place.team_id, place.user_id)
+        return Speaker(
+            platform=PLATFORM,
+            user_id=place.user_id,
+            channel_id=place.channel,
+            workspace_id=place.team_id,
+            is_dm=place.is_dm,
+            pending_name=name,
+        )
 
     async def _tell_clicker(self, place: SlackPlace, text: str) -> None:
         """A note only the clicker sees (chat.postEphemeral)."""
@@ -386,18 +403,6 @@ class SlackBot:
             await ack(text=RESET_FAILED, response_type="ephemeral")
             return
         await ack(text=RESET_CONFIRMATION, response_type="ephemeral")
-
-
-def _speaker(place: SlackPlace) -> Speaker:
-    """Who wrote or clicked, and where: the turn's Voiceflow variables (core/bridge.py).
-    Slack's events carry no display name (``users.info`` would need ``users:read``)."""
-    return Speaker(
-        platform=PLATFORM,
-        user_id=place.user_id,
-        channel_id=place.channel,
-        workspace_id=place.team_id,
-        is_dm=place.is_dm,
-    )
 
 
 def _click_place(body: dict[str, Any]) -> SlackPlace:

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from core.config import Settings
 from core.errors import ConfigError
 
-__all__ = ["REQUIRED_BOT_SCOPES", "check_slack", "startup_error"]
+__all__ = ["OPTIONAL_BOT_SCOPES", "REQUIRED_BOT_SCOPES", "check_slack", "startup_error"]
 
 CHECK_TIMEOUT_S = 10
 #: Bot scopes slack-manifest.yml grants; a token missing one was installed from an old manifest.
@@ -30,6 +30,8 @@ REQUIRED_BOT_SCOPES = frozenset(
         "commands",
     }
 )
+#: Granted by the manifests but not required: without it Voiceflow gets no member names.
+OPTIONAL_BOT_SCOPES = frozenset({"users:read"})
 REJECTED = frozenset(
     {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
 )

@@ -4,8 +4,14 @@ not at all with VOICEFLOW_CONTEXT_VARIABLES=false."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from typing import Any
 
+import pytest
+
+from bots.slack.names import NAME_WAIT_S
 from core.simulator.server import Simulator
 from tests.e2e import discord_fixtures, slack_fixtures
 from tests.e2e.discord_fixtures import WorldFactory, custom_id, expected_answer, wait_for_buttons
@@ -56,10 +62,28 @@ async def test_discord_turns_tell_voiceflow_who_wrote_where(
         )
 
 
+def member(display_name: str, real_name: str) -> dict[str, Any]:
+    """A users.info ``user`` as Slack answers it."""
+    return {
+        "id": HUMAN_USER_ID,
+        "team_id": TEAM,
+        "name": "ada.l",
+        "real_name": real_name,
+        "is_bot": False,
+        "profile": {"display_name": display_name, "real_name": real_name},
+    }
+
+
+@pytest.mark.parametrize(
+    ("display_name", "told"),
+    [("Ada", "Ada"), ("", "Ada Lovelace")],
+    ids=["display-name", "full-name-without-one"],
+)
 async def test_slack_turns_tell_voiceflow_who_wrote_where(
-    slack_world_factory: slack_fixtures.WorldFactory,
+    slack_world_factory: slack_fixtures.WorldFactory, display_name: str, told: str
 ) -> None:
     async with slack_world_factory(mode="socket") as world:
+        world.fake.users[HUMAN_USER_ID] = member(display_name, "Ada Lovelace")
         ts = await world.mention("hello there")
         await world.wait_answer(CHANNEL, ts, ANSWERS["hello there"])
         await world.dm("hello there")
@@ -68,11 +92,58 @@ async def test_slack_turns_tell_voiceflow_who_wrote_where(
         where = {
             "bridge_platform": "slack",
             "bridge_user_id": HUMAN_USER_ID,
+            "bridge_user_name": told,
             "bridge_workspace_id": TEAM,
         }
         in_channel = where | {"bridge_channel_id": CHANNEL, "bridge_is_dm": False}
         in_dm = where | {"bridge_channel_id": DM, "bridge_is_dm": True}
         assert [v for _, v in sent(world.simulator)] == [in_channel, in_channel, in_dm, in_dm]
+        asked = world.fake.calls_to("users.info")
+        assert [c.args for c in asked] == [{"user": HUMAN_USER_ID}], "names are cached"
+
+
+async def test_slack_without_users_read_sends_no_name_and_says_so_once(
+    slack_world_factory: slack_fixtures.WorldFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token installed from a manifest without ``users:read``: answers as before, without
+    ``bridge_user_name``; one log line tells the operator, and Slack is not asked again."""
+    caplog.set_level(logging.INFO, logger="bots.slack")
+    async with slack_world_factory(mode="socket") as world:
+        world.fake.inject("users.info", error="missing_scope", times=10)
+        ts = await world.mention("hello there")
+        await world.wait_answer(CHANNEL, ts, ANSWERS["hello there"])
+        await world.dm("hello there", user="UOTHER")  # another member: still not asked
+        await world.wait_answer(DM, None, ANSWERS["hello there"])
+        await world.bot.drain()
+        told = [v for _, v in sent(world.simulator)]
+        assert len(told) == 4 and all(v and "bridge_user_name" not in v for v in told), told
+        assert [v and v["bridge_user_id"] for v in told] == [HUMAN_USER_ID] * 2 + ["UOTHER"] * 2
+        assert len(world.fake.calls_to("users.info")) == 1
+    lines = [r.getMessage() for r in caplog.records if "users:read" in r.getMessage()]
+    assert len(lines) == 1 and "bridge_user_name" in lines[0], lines
+
+
+async def test_a_slow_users_info_does_not_hold_the_answer_back(
+    slack_world_factory: slack_fixtures.WorldFactory,
+) -> None:
+    """Slack answers users.info late: the turn goes on without the name after NAME_WAIT_S,
+    and the lookup, finished meanwhile, names the member's next turn."""
+    stall_s = NAME_WAIT_S + 1.0
+    async with slack_world_factory(mode="socket") as world:
+        world.fake.users[HUMAN_USER_ID] = member("Ada", "Ada Lovelace")
+        world.fake.stall("users.info", stall_s)
+        asked = time.monotonic()
+        ts = await world.mention("hello there")
+        await world.wait_answer(CHANNEL, ts, ANSWERS["hello there"])
+        first = [v for _, v in sent(world.simulator)]
+        assert first and all(v and "bridge_user_name" not in v for v in first), first
+        await asyncio.sleep(max(0.0, asked + stall_s + 0.2 - time.monotonic()))
+        await world.dm("hello there")
+        await world.wait_answer(DM, None, ANSWERS["hello there"])
+        await world.bot.drain()
+        later = [v for _, v in sent(world.simulator)][len(first) :]
+        assert later and all(v and v.get("bridge_user_name") == "Ada" for v in later), later
+        assert len(world.fake.calls_to("users.info")) == 1
 
 
 async def test_no_variables_when_switched_off(discord_world_factory: WorldFactory) -> None:
