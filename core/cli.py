@@ -195,7 +195,9 @@ async def _run(settings: Settings) -> int:
             for platform, *_ in runners:
                 bridge.metrics.expect_platform(platform)
             if settings.metrics_port is not None:
-                await stack.enter_async_context(serve_ops(bridge.metrics, settings.metrics_port))
+                await stack.enter_async_context(
+                    serve_ops(bridge.metrics, settings.metrics_port, settings.metrics_host)
+                )
             async with asyncio.TaskGroup() as group:
                 for _, names, what, runner in runners:
                     run = functools.partial(runner, settings, bridge)

@@ -7,6 +7,7 @@ each.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ class Settings:
     user_rate_limit_per_minute: int = 0  # 0: no limit
     #: ``vf-bridge run`` serves /metrics, /healthz and /readyz here (None: not at all).
     metrics_port: int | None = None
+    #: The address METRICS_PORT listens on (every interface by default, as exporters do).
+    metrics_host: str = "0.0.0.0"
 
     @property
     def uses_simulator(self) -> bool:
@@ -278,6 +281,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         allowed_workspaces=r.id_set("SLACK_ALLOWED_WORKSPACES"),
         user_rate_limit_per_minute=r.integer("USER_RATE_LIMIT_PER_MINUTE", 0, 0, 10_000),
         metrics_port=_metrics_port(r, slack_http_port=slack_port if slack_http else None),
+        metrics_host=_metrics_host(r),
     )
     if r.errors:
         raise ConfigErrors(r.errors)
@@ -292,6 +296,21 @@ def _metrics_port(r: _Reader, *, slack_http_port: int | None) -> int | None:
     if port is not None and port == slack_http_port:
         r.fail("METRICS_PORT", f"must differ from SLACK_PORT ({port}), where Slack's events come")
     return port
+
+
+def _metrics_host(r: _Reader) -> str:
+    """METRICS_HOST: an IP address of this machine to listen on (127.0.0.1: this host only)."""
+    raw = r.text("METRICS_HOST")
+    if raw is None:
+        return Settings.metrics_host
+    if r.text("METRICS_PORT") is None:
+        r.fail("METRICS_HOST", "is set but METRICS_PORT is not: set both to serve /metrics")
+        return Settings.metrics_host
+    try:
+        return str(ipaddress.ip_address(raw.strip("[]")))
+    except ValueError:
+        r.fail("METRICS_HOST", f"must be an IP address such as 127.0.0.1 or 0.0.0.0, not {raw!r}")
+        return Settings.metrics_host
 
 
 def _discord_shards(r: _Reader) -> tuple[int | Literal["auto"] | None, tuple[int, ...] | None]:

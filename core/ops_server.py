@@ -66,9 +66,16 @@ async def serve_ops(metrics: Metrics, port: int, host: str = "0.0.0.0") -> Async
         try:
             await site.start()
         except OSError as exc:  # the port is taken, or not ours to bind
-            raise ConfigError("METRICS_PORT", f"cannot listen on {host}:{port} ({exc})") from exc
+            raise ConfigError(
+                "METRICS_PORT", f"cannot listen on {_at(host, port)} ({exc})"
+            ) from exc
         bound = int(runner.addresses[0][1])
-        log.info("metrics at http://%s:%d/metrics (health: /healthz, /readyz)", host, bound)
+        log.info("metrics at http://%s/metrics (health: /healthz, /readyz)", _at(host, bound))
         yield bound
     finally:
         await runner.cleanup()
+
+
+def _at(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -79,6 +79,9 @@ def errors_of(env: dict[str, str]) -> list[str]:
         ({"LOG_FORMAT": "yaml"}, ["LOG_FORMAT"]),
         ({"VOICEFLOW_CONTEXT_VARIABLES": "maybe"}, ["VOICEFLOW_CONTEXT_VARIABLES"]),
         ({"METRICS_PORT": "http"}, ["METRICS_PORT"]),
+        ({"METRICS_PORT": "9464", "METRICS_HOST": "localhost"}, ["METRICS_HOST"]),
+        ({"METRICS_PORT": "9464", "METRICS_HOST": "10.0.0.300"}, ["METRICS_HOST"]),
+        ({"METRICS_HOST": "127.0.0.1"}, ["METRICS_HOST"]),  # without a port: nothing served
         (
             {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "METRICS_PORT": "3000"},
             ["METRICS_PORT"],
@@ -179,3 +182,10 @@ def test_metrics_are_served_only_when_a_port_is_configured() -> None:
     assert load_settings({"METRICS_PORT": "9464"}).metrics_port == 9464
     socket_mode = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "METRICS_PORT": "3000"}
     assert load_settings(socket_mode).metrics_port == 3000  # no HTTP listener to collide with
+
+
+def test_metrics_listen_on_every_interface_unless_told_an_address() -> None:
+    assert load_settings({"METRICS_PORT": "9464"}).metrics_host == "0.0.0.0"
+    local = load_settings({"METRICS_PORT": "9464", "METRICS_HOST": "127.0.0.1"})
+    assert local.metrics_host == "127.0.0.1"
+    assert load_settings({"METRICS_PORT": "9464", "METRICS_HOST": "[::1]"}).metrics_host == "::1"

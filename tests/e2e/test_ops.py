@@ -180,6 +180,29 @@ async def test_a_taken_metrics_port_is_one_line_naming_it() -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in str(raised.value)
 
 
+async def test_metrics_host_limits_who_may_connect() -> None:
+    """METRICS_HOST=127.0.0.1 serves this host's loopback only; the default (every interface)
+    also answers on another address of the host (127.0.0.2: Linux routes all of 127/8 to
+    the loopback device)."""
+
+    async def status_at(address: str, port: int) -> int | None:
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://{address}:{port}/healthz") as response,
+            ):
+                return response.status
+        except aiohttp.ClientConnectorError:
+            return None
+
+    metrics = Metrics()
+    async with serve_ops(metrics, 0, host="127.0.0.1") as port:
+        assert await status_at("127.0.0.1", port) == 200
+        assert await status_at("127.0.0.2", port) is None
+    async with serve_ops(metrics, 0) as port:
+        assert await status_at("127.0.0.2", port) == 200
+
+
 async def test_a_taken_slack_port_is_one_line_naming_it(
     slack_world_factory: slack_fixtures.WorldFactory,
 ) -> None:

@@ -103,7 +103,8 @@ async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_f
     async with FakeDiscord(limit=5, window_s=1.0) as fake:
         env = discord_env(tmp_path, slow_simulator, fake)
         ports = free_port(), free_port()  # METRICS_PORT: readiness tells them apart
-        async with child({**env, "METRICS_PORT": str(ports[0])}, tmp_path) as first:
+        local_metrics = {"METRICS_PORT": str(ports[0]), "METRICS_HOST": "127.0.0.1"}
+        async with child({**env, **local_metrics}, tmp_path) as first:
             await fake.wait_until(lambda: fake.gateway.identify_count == 1, STARTUP_S)
             json_logs = {"METRICS_PORT": str(ports[1]), "LOG_FORMAT": "json"}
             async with child({**env, **json_logs}, tmp_path) as second:
@@ -126,6 +127,7 @@ async def test_a_second_process_on_one_token_stands_by_and_takes_over_when_the_f
             assert len(answers) == 1, f"{question!r} answered {len(answers)} times"
             CHECKED.add(ANSWERS[question])
         assert "taking over from the process before" in "".join(second.output)
+        assert f"metrics at http://127.0.0.1:{ports[0]}/metrics" in "".join(first.output)
         logged = [json.loads(line) for line in second.output]  # LOG_FORMAT=json: every line
         assert {"time", "level", "logger", "message"} <= set(logged[0])
 
