@@ -246,6 +246,14 @@ class Bridge:
         """Start the conversation if it is new or ended (a greeting without user text)."""
         await self._turn(key, None, renderer, launch_first=True, speaker=speaker)
 
+    async def greet(
+        self, key: ConversationKey, renderer: Renderer, *, speaker: Speaker | None = None
+    ) -> None:
+        """Launch a conversation that has never begun: the agent's welcome when a member first
+        opens the bot (Slack's Messages tab). One that exists, even ended or reset, is left
+        alone, so opening the bot again never repeats the welcome."""
+        await self._turn(key, None, renderer, launch_first=True, speaker=speaker, greeting=True)
+
     async def lookup_button(self, button_id: str) -> PressedButton | None:
         stored = await self._store.button(button_id)
         if stored is None:
@@ -340,13 +348,18 @@ class Bridge:
         retry: bool = False,
         origin: str = "",
         speaker: Speaker | None = None,
+        greeting: bool = False,
     ) -> None:
         """Run ``action`` (after ``launch`` when the conversation is new and ``launch_first``).
         ``retry``: the action is the user's own (a message, a click), so a turn the agent's side
         broke ends with a Retry button that sends it again. ``origin``: the user's message,
-        whose withdrawal skips what has not started."""
-        self._cancel_no_reply(key.id)
+        whose withdrawal skips what has not started. ``greeting``: only if the conversation
+        has never begun (:meth:`greet`)."""
+        if not greeting:
+            self._cancel_no_reply(key.id)
         async with self._lock(key):
+            if greeting and await self._store.conversation(key.id) is not None:
+                return
             # A turn that ran while this one waited may have armed a timer: input cancels it.
             self._cancel_no_reply(key.id)
             fresh = await self._is_new(key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bots.slack.events import clean_text, deleted_message
+from bots.slack.events import clean_text, deleted_message, welcome_place
 
 BOT = "UBOT"
 
@@ -34,3 +34,26 @@ def test_a_deletion_names_the_message_it_deleted() -> None:
     assert deleted_message({"team_id": "T1", "event": edited}) is None
     assert deleted_message({"team_id": "T1", "event": {**event, "deleted_ts": None}}) is None
     assert deleted_message({"type": "block_actions"}) is None
+
+
+@pytest.mark.parametrize(
+    ("event", "welcomed"),
+    [
+        ({"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "messages"}, True),
+        ({"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home"}, False),
+        ({"type": "app_home_opened", "user": "U1", "tab": "messages"}, False),
+        ({"type": "app_home_opened", "channel": "D1", "tab": "messages"}, False),
+    ],
+    ids=["messages-tab", "home-tab", "no-dm", "no-member"],
+)
+def test_only_opening_the_messages_tab_welcomes(event: dict[str, object], welcomed: bool) -> None:
+    place = welcome_place({"team_id": "T1", "event": event})
+    assert (place is not None) == welcomed
+    if place is not None:
+        assert (place.team_id, place.channel, place.user_id, place.thread_ts) == (
+            "T1",
+            "D1",
+            "U1",
+            None,
+        )
+        assert place.is_dm and not place.status_ts

@@ -22,6 +22,12 @@ def bot_scopes(manifest: str) -> set[str]:
 def test_manifest_scopes_are_exactly_the_required_and_optional_ones(name: str) -> None:
     manifest = (ROOT / name).read_text()
     assert bot_scopes(manifest) == REQUIRED_BOT_SCOPES | OPTIONAL_BOT_SCOPES
-    for event in ("app_mention", "message.im", "message.channels", "message.groups"):
+    for event in (
+        "app_home_opened",
+        "app_mention",
+        "message.im",
+        "message.channels",
+        "message.groups",
+    ):
         assert f"- {event}\n" in manifest
     assert "command: /reset" in manifest and "is_enabled: true" in manifest

@@ -48,6 +48,7 @@ from bots.slack.events import (
     deleted_message,
     is_reset,
     is_retry,
+    welcome_place,
 )
 from bots.slack.journal import SlackJournal, finalize_slack_dangling
 from bots.slack.names import SlackNames
@@ -189,6 +190,7 @@ class SlackBot:
         )
         app.event("app_mention")(self._on_event)
         app.event("message")(self._on_event)
+        app.event("app_home_opened")(self._on_home_opened)
         app.action(re.compile(f"^{re.escape(BUTTON_PREFIX)}"))(self._on_button)
         app.action(re.compile(f"^{re.escape(STOP_PREFIX)}"))(self._on_stop)
         app.action(re.compile(f"^{re.escape(LINK_PREFIX)}"))(self._on_button)
@@ -228,6 +230,24 @@ class SlackBot:
             self._threads.add((incoming.place.channel, incoming.place.thread_ts))
             await self._bridge.store.remember_place(_place_id(incoming.place))
         self._spawn(self._turn(incoming), name=f"slack turn {incoming.place.channel}")
+
+    async def _on_home_opened(self, body: dict[str, Any]) -> None:
+        """A member opened the bot's Messages tab (their DM with it): the agent's welcome, the
+        first time only (Bridge.greet), as a web chat greets whoever opens it."""
+        place = welcome_place(body)
+        if place is None:
+            return
+        self._spawn(self._greet(place), name=f"slack welcome {place.channel}")
+
+    async def _greet(self, place: SlackPlace) -> None:
+        key = self._key(place)
+        renderer = self._renderer(place)
+        try:
+            await self._bridge.greet(key, renderer, speaker=self._speaker(place))
+        except Exception:
+            log.exception("Slack welcome failed for %s", key.id)
+        finally:
+            await renderer.aclose()
 
     def _known_thread(self, channel: str, thread_ts: str) -> bool:
         return (channel, thread_ts) in self._threads

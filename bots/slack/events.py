@@ -41,6 +41,7 @@ __all__ = [
     "deleted_message",
     "is_reset",
     "is_retry",
+    "welcome_place",
 ]
 
 #: How long an event id is remembered (Slack retries within ~5 min; Delayed Events for 24 h).
@@ -50,7 +51,7 @@ MESSAGE_TTL_S = 3600.0
 MAX_REMEMBERED = 200_000
 #: Message subtypes that still carry a user's words; everything else is dropped.
 USER_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
-TURN_EVENTS = frozenset({"app_mention", "message"})
+TURN_EVENTS = frozenset({"app_mention", "message", "app_home_opened"})
 #: Set by Slack on an HTTP redelivery; bolt's Socket Mode adapter copies the envelope's
 #: ``retry_attempt`` into it (slack_bolt/adapter/socket_mode/internals.py), 0 on a first try.
 RETRY_NUM_HEADER = "x-slack-retry-num"
@@ -213,6 +214,24 @@ def classify(
         status_ts=root or ts,
     )
     return Incoming(kind, place, ts, clean_text(str(event.get("text") or ""), bot_user_id))
+
+
+def welcome_place(body: dict[str, Any]) -> SlackPlace | None:
+    """Where to welcome a member who opened the bot's Messages tab (``app_home_opened``): their
+    DM with it, inline; None for the Home tab or an event without a DM and a member."""
+    event: dict[str, Any] = body.get("event") or {}
+    channel, user = str(event.get("channel") or ""), str(event.get("user") or "")
+    if event.get("tab") != "messages" or not channel.startswith("D") or not user:
+        return None
+    team_id = str(body.get("team_id") or event.get("team") or "")
+    return SlackPlace(
+        team_id=team_id,
+        channel=channel,
+        thread_ts=None,
+        user_id=user,
+        user_team_id=team_id,
+        status_ts="",  # no message of the member's to hang a status on
+    )
 
 
 def clean_text(text: str, bot_user_id: str) -> str:

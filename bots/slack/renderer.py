@@ -70,6 +70,8 @@ class SlackRenderer:
 
     # -- Renderer --------------------------------------------------------------------------
     async def show_typing(self) -> None:
+        if not self._place.status_ts:  # a welcome nobody asked for: no message to hang it on
+            return
         try:
             await self._api.call(
                 "assistant.threads.setStatus",
