@@ -22,7 +22,6 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 from bots.slack.api import SlackApi, slack_error_code
@@ -42,9 +41,8 @@ _Member = tuple[str, str]  # team id, user id
 
 
 class SlackNames:
-    def __init__(self, api: SlackApi, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, api: SlackApi) -> None:
         self._api = api
-        self._clock = clock
         self._known: OrderedDict[_Member, tuple[float, str]] = OrderedDict()  # expiry, name
         self._asking: dict[_Member, asyncio.Task[str]] = {}
         self._no_scope = False
@@ -55,7 +53,7 @@ class SlackNames:
         answer: asyncio.Future[str] = loop.create_future()
         member = (team_id, user_id)
         known = self._known.get(member)
-        if known is not None and known[0] > self._clock():
+        if known is not None and known[0] > time.monotonic():
             self._known.move_to_end(member)
             answer.set_result(known[1])
             return answer
@@ -94,7 +92,7 @@ class SlackNames:
             log.debug("users.info failed: %s", exc)
         finally:
             del self._asking[member]
-        self._known[member] = (self._clock() + keep_s, name)
+        self._known[member] = (time.monotonic() + keep_s, name)
         self._known.move_to_end(member)
         while len(self._known) > MAX_NAMES:
             self._known.popitem(last=False)

@@ -119,6 +119,8 @@ class FakeSlack(SlackHttpEvents, SlackWebApi):
         self._sockets: list[web.WebSocketResponse] = []
         self._socket: web.WebSocketResponse | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        #: Stalled calls (``stall``) whose late answer has gone out.
+        self.late_answers = 0
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._http: httpx.AsyncClient | None = None
@@ -201,6 +203,9 @@ class FakeSlack(SlackHttpEvents, SlackWebApi):
             await response.write_eof()
         except ConnectionResetError:  # the client gave up waiting (a stall): the call stands
             pass
+        if stall_s:
+            self.late_answers += 1
+            self._notify()
         for event in echoes:
             await self._echo(event)
         return response
