@@ -172,6 +172,7 @@ class SlackBot:
         finally:
             turns = self._tasks | self._bridge.timer_turns(PLATFORM)
             await end_turns(turns, grace_s=self._shutdown_grace_s)
+            await self._names.aclose()
 
     async def drain(self) -> None:
         """Wait until every turn started so far has finished (tests, graceful shutdown)."""

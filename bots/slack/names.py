@@ -11,7 +11,8 @@ message:
   while the lookup finishes in the background for the member's next message;
 * one lookup per member at a time, however many of their messages arrive meanwhile;
 * a token without ``users:read`` (installed from an older manifest) is told once in the log,
-  and no lookup is tried again in this process.
+  and no lookup is tried again in this process;
+* at shutdown (:meth:`SlackNames.aclose`) lookups still waiting on Slack are cancelled.
 
 A name is the member's display name, else their full name, else their username.
 """
@@ -69,6 +70,13 @@ class SlackNames:
         late = loop.call_later(NAME_WAIT_S, _settle, answer, "")
         answer.add_done_callback(lambda _: late.cancel())
         return answer
+
+    async def aclose(self) -> None:
+        """Cancel the lookups still waiting on Slack: nobody will ask for their names."""
+        asking = list(self._asking.values())
+        for task in asking:
+            task.cancel()
+        await asyncio.gather(*asking, return_exceptions=True)
 
     async def _ask(self, member: _Member) -> str:
         """Never raises: a failure is an empty name, remembered for a while."""

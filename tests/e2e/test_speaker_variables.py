@@ -4,6 +4,7 @@ not at all with VOICEFLOW_CONTEXT_VARIABLES=false."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -141,6 +142,25 @@ async def test_a_slow_users_info_does_not_hold_the_answer_back(
         later = [v for _, v in sent(world.simulator)][len(first) :]
         assert later and all(v and v.get("bridge_user_name") == "Ada" for v in later), later
         assert len(world.fake.calls_to("users.info")) == 1
+
+
+async def test_a_lookup_still_waiting_at_shutdown_is_cancelled(
+    slack_world_factory: slack_fixtures.WorldFactory,
+) -> None:
+    """The bot stops while Slack still owes a users.info answer: the answer went out without
+    the name, and the lookup does not outlive the bot (no task left pending on the loop)."""
+    async with slack_world_factory(mode="socket") as world:
+        world.fake.stall("users.info", 60.0)
+        ts = await world.mention("hello there")
+        await world.wait_answer(CHANNEL, ts, ANSWERS["hello there"])
+        await world.bot.drain()
+        assert lookups_running(), "the stalled lookup is still asking"
+        await world.aclose()  # the bot stops; Slack still owes the answer
+        assert not lookups_running()
+
+
+def lookups_running() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("slack users.info")]
 
 
 async def test_no_variables_when_switched_off(discord_world_factory: WorldFactory) -> None:

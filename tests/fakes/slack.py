@@ -132,7 +132,8 @@ class FakeSlack(SlackHttpEvents, SlackWebApi):
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_get("/link", self._handle_link)
         app.router.add_post("/response/{n}", self._handle_response_url)
-        self._runner = web.AppRunner(app)
+        # A call stalled past the world's end (stall()) is cut off after 2 s, not aiohttp's 60.
+        self._runner = web.AppRunner(app, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=LISTEN_BACKLOG)
         await site.start()
