@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -129,7 +129,20 @@ class Settings:
             self.slack_app_token,
             self.slack_signing_secret,
         )
-        return [s.reveal() for s in found if s is not None]
+        store_password = _password_of(self.state_url)
+        return [s.reveal() for s in found if s is not None] + (
+            [store_password] if store_password else []
+        )
+
+    def __repr__(self) -> str:
+        """As the dataclass's, but a password in ``STATE_URL`` (Redis) shows as ``***``."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "state_url":
+                value = safe_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
 
 class ConfigErrors(Exception):
@@ -159,8 +172,12 @@ class _Reader:
             self.fail(name, f"{_BAD_ADDRESS}, got {safe_url(value)!r}")
             return default
         parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
+        if parts.scheme not in schemes or not parts.hostname:
             self.fail(name, f"must be a {'/'.join(schemes)} URL, got {safe_url(value)!r}")
+            return default
+        if parts.username is not None or parts.password is not None:
+            # The client sends the token or key as Authorization; URL credentials would clash.
+            self.fail(name, f"must not carry a user or password, got {safe_url(value)!r}")
             return default
         return value
 
@@ -227,6 +244,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         r.fail("VOICEFLOW_API_KEY", "must be a Dialog Manager key shaped VF.DM.<id>.<secret>")
     if key is not None and project is None:
         r.fail("VOICEFLOW_PROJECT_ID", "is required when VOICEFLOW_API_KEY is set")
+    if key is None and project is not None:  # not a silent switch to the simulator
+        r.fail(
+            "VOICEFLOW_API_KEY",
+            "is required when VOICEFLOW_PROJECT_ID is set (unset both for the built-in simulator)",
+        )
     if project is not None and not _PROJECT_ID.match(project):
         r.fail("VOICEFLOW_PROJECT_ID", "must be the project id from Agent Settings, no / or spaces")
     environment = r.text("VOICEFLOW_ENVIRONMENT", "production") or "production"
@@ -365,7 +387,18 @@ def _state_url(r: _Reader) -> str:
     if not _has_valid_address(value):
         r.fail("STATE_URL", f"{_BAD_ADDRESS}, got {safe_url(value)!r}")
         return DEFAULT_STATE_URL
+    if value.startswith("sqlite:///") and not value.removeprefix("sqlite:///").strip():
+        # SQLite's "" is a throwaway database: every conversation forgotten at each restart
+        r.fail("STATE_URL", "sqlite:/// needs a file path, e.g. sqlite:///vf-bridge.db")
+        return DEFAULT_STATE_URL
     return value
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def _has_valid_address(url: str) -> bool:

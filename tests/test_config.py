@@ -56,6 +56,14 @@ def errors_of(env: dict[str, str]) -> list[str]:
         ({"CONVERSATION_SCOPE": "galaxy"}, ["CONVERSATION_SCOPE"]),
         ({"STREAM_UNIT": "token"}, ["STREAM_UNIT"]),
         ({"STATE_URL": "mysql://x"}, ["STATE_URL"]),
+        ({"STATE_URL": "sqlite:///"}, ["STATE_URL"]),  # SQLite's "": a throwaway database
+        ({"VOICEFLOW_PROJECT_ID": GOOD_PROJECT}, ["VOICEFLOW_API_KEY"]),  # not the simulator
+        # The token or key goes in Authorization: credentials in the URL would clash with it.
+        ({"SLACK_API_URL": "http://u:pw@127.0.0.1:1/"}, ["SLACK_API_URL"]),
+        ({"DISCORD_API_URL": "https://u:pw@proxy.example/api/v10"}, ["DISCORD_API_URL"]),
+        ({"DISCORD_GATEWAY_URL": "wss://u@proxy.example"}, ["DISCORD_GATEWAY_URL"]),
+        ({"VOICEFLOW_API_URL": "https://:pw@proxy.example"}, ["VOICEFLOW_API_URL"]),
+        ({"VOICEFLOW_API_URL": "http://:80"}, ["VOICEFLOW_API_URL"]),  # no host
         ({"STREAM_STATIC_TEXT": "maybe"}, ["STREAM_STATIC_TEXT"]),
         ({"VOICEFLOW_ENVIRONMENT": "not valid!"}, ["VOICEFLOW_ENVIRONMENT"]),
         (
@@ -106,6 +114,13 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
         load_settings({"VOICEFLOW_API_KEY": bad, "VOICEFLOW_PROJECT_ID": GOOD_PROJECT})
     assert bad not in str(info.value)
     assert "secret" not in repr(Secret("secret"))
+
+
+def test_a_store_password_never_shows_in_repr_and_is_redacted_from_logs() -> None:
+    settings = load_settings({"STATE_URL": "redis://:s3cr3tpass@redis.internal:6379/0"})
+    assert "s3cr3tpass" not in repr(settings)
+    assert "state_url='redis://***@redis.internal:6379/0'" in repr(settings)
+    assert settings.secrets() == ["s3cr3tpass"]
 
 
 def test_keys_project_ids_and_environments_of_any_documented_shape_are_accepted() -> None:
