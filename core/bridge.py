@@ -441,7 +441,7 @@ class Bridge:
             "turn %s action=%s outcome=%s in %.2fs",
             key.id,
             action.get("type"),
-            result.outcome.value,
+            outcome,  # as the turns metric counts it: "error" when Voiceflow failed the turn
             time.monotonic() - started,
         )
         return result

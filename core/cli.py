@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import functools
 import importlib
+import io
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from core.config import ConfigErrors, Settings, load_settings
 from core.errors import BridgeError, ConfigError, VoiceflowError
@@ -38,24 +40,39 @@ EXIT_CHECK_FAILED = 1
 def read_environment(env_file: Path = Path(".env")) -> dict[str, str]:
     """The process environment over the values of ``.env`` (environment wins).
 
-    Raises :class:`ConfigError` naming ``.env`` when it cannot be read or is not UTF-8 (Windows
-    Notepad's "Unicode" is UTF-16), rather than a traceback from the dotenv parser.
+    Raises :class:`ConfigError` naming ``.env`` when it cannot be read, is not UTF-8 (Windows
+    Notepad's "Unicode" is UTF-16) or has a line that is not ``NAME=value`` — rather than a
+    traceback, or python-dotenv's warning and a start without that line's setting. The line
+    itself is never shown: it may hold a secret.
     """
     try:
-        values = dotenv_values(env_file)
+        text = env_file.read_text(encoding="utf-8") if env_file.exists() else ""
     except UnicodeDecodeError:
         problem = "is not UTF-8 text (perhaps UTF-16): save it as UTF-8"
         raise ConfigError(str(env_file), problem) from None
     except OSError as exc:
         raise ConfigError(str(env_file), f"cannot be read ({exc.strerror})") from None
+    bad = [str(b.original.line) for b in parse_stream(io.StringIO(text)) if b.error]
+    if bad:
+        lines = f"line{'s' if len(bad) > 1 else ''} {', '.join(bad)}"
+        raise ConfigError(str(env_file), f"cannot parse {lines} (expected NAME=value)")
+    values = dotenv_values(stream=io.StringIO(text))
     merged = {k: v for k, v in values.items() if v is not None}
     merged.update(os.environ)
     return merged
 
 
-def _settings() -> Settings | None:
+#: All the simulator reads: it serves no bot, so the bots' settings are not its concern.
+SIMULATOR_VARIABLES = ("LOG_LEVEL", "LOG_FORMAT")
+
+
+def _settings(only: Sequence[str] | None = None) -> Settings | None:
+    """The settings, or None once each problem is printed; ``only``: read just these."""
     try:
-        return load_settings(read_environment())
+        env = read_environment()
+        if only is not None:
+            env = {name: value for name, value in env.items() if name in only}
+        return load_settings(env)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return None
@@ -70,10 +87,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start every configured platform (none: terminal chat)")
     sub.add_parser("chat", help="talk to the agent in this terminal")
-    sim = sub.add_parser("simulator", help="serve the Voiceflow API simulation")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=_port, default=3978)
-    sim.add_argument("--script", type=Path, default=None)
+    sim = sub.add_parser(
+        "simulator",
+        help="serve the Voiceflow API simulation",
+        description="Serve the Voiceflow Dialog Manager API simulation. Point VOICEFLOW_API_URL"
+        " at it with the simulator's key and project id (README, Commands).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sim.add_argument("--port", type=_port, default=3978, help="port to listen on (0: any free)")
+    sim.add_argument(
+        "--script", type=Path, help="answer with these scripted turns (JSON) instead of the demo"
+    )
     sub.add_parser("check", help="validate configuration and reach each service")
     return parser
 
@@ -91,7 +116,7 @@ def _port(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = _settings()
+    settings = _settings(SIMULATOR_VARIABLES if args.command == "simulator" else None)
     if settings is None:
         return EXIT_CONFIG
     setup_logging(settings.log_level, settings.secrets(), json_lines=settings.log_format == "json")

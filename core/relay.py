@@ -145,7 +145,7 @@ class TurnRelay:
             self.result.retryable = True
             await self._close_stream(Outcome.INTERRUPTED, notice_if_none=True)
         elif isinstance(exc, VoiceflowError):
-            log.error("voiceflow refused the turn: %s", exc)
+            log.error("Voiceflow failed the turn: %s", exc)
             self.result.error = exc
             self.result.retryable = isinstance(exc, VoiceflowUnavailableError)
             await self._close_stream(Outcome.INTERRUPTED)

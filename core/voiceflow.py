@@ -72,6 +72,7 @@ class _Failure:
     reason: str
     status: int | None = None
     retry_after_s: float | None = None
+    hint: str = ""  # what to check, once the retries have run out
 
 
 #: Every streaming turn holds one connection for its whole answer, so httpx's default pool of
@@ -269,8 +270,9 @@ class VoiceflowClient:
             if isinstance(outcome, httpx.Response):
                 return outcome
             if attempt == self._max_retries:
+                hint = f": {outcome.hint}" if outcome.hint else ""
                 raise VoiceflowUnavailableError(
-                    f"{outcome.reason} after {attempt + 1} attempt{'s' if attempt else ''}",
+                    f"{outcome.reason} after {attempt + 1} attempt{'s' if attempt else ''}{hint}",
                     status=outcome.status,
                 )
             wait = outcome.retry_after_s
@@ -294,8 +296,8 @@ class VoiceflowClient:
             ) from exc
         except _NEVER_SENT as exc:  # nothing reached Voiceflow: safe to send again
             return _Failure(
-                f"cannot reach Voiceflow at {safe_url(self._base_url)} ({type(exc).__name__}): "
-                "check VOICEFLOW_API_URL and the network"
+                f"cannot reach Voiceflow at {safe_url(self._base_url)} ({type(exc).__name__})",
+                hint="check VOICEFLOW_API_URL and the network",
             )
         except httpx.TransportError as exc:  # it may have run the turn: sending again could
             raise VoiceflowUnavailableError(  # run it twice

@@ -166,6 +166,19 @@ async def test_a_simulator_port_in_use_is_one_line(environ: dict[str, str]) -> N
     ]
 
 
+async def test_the_simulator_reads_only_its_own_settings(environ: dict[str, str]) -> None:
+    """It serves no bot: a bot setting it does not use never stops it; LOG_LEVEL does."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        bots = {"SLACK_PORT": "abc", "DISCORD_TOKEN": "not-a-token", "VOICEFLOW_PROJECT_ID": "p"}
+        code, _, err = await run(["simulator", "--port", port], environ | bots)
+        assert code == 1 and "cannot serve the simulator" in err and "config" not in err, err
+        code, _, err = await run(["simulator", "--port", port], environ | {"LOG_LEVEL": "loud"})
+        assert code == 2 and err.startswith("config error: LOG_LEVEL"), err
+
+
 @pytest.mark.parametrize(
     ("extra", "variable"),
     [
@@ -319,6 +332,20 @@ async def test_a_dotenv_that_is_not_utf8_is_one_line(environ: dict[str, str]) ->
         assert code == 2 and "Traceback" not in err
         lines = [line for line in (out + err).splitlines() if line.strip()]
         assert len(lines) == 1 and ".env" in lines[0] and "UTF-8" in lines[0], lines
+
+
+async def test_a_dotenv_line_that_does_not_parse_is_one_line_without_its_text(
+    environ: dict[str, str],
+) -> None:
+    """A pasted line python-dotenv cannot read would only warn and start without it."""
+    dotenv = Path(environ["HOME_DIR"]) / ".env"
+    dotenv.write_text('STREAM_UNIT=word\nDISCORD_TOKEN "abc.def.TopSecret"\nLOG_LEVEL=info\n')
+    for command in ("check", "run"):
+        code, out, err = await run([command], environ)
+        assert code == 2 and "Traceback" not in err
+        lines = [line for line in (out + err).splitlines() if line.strip()]
+        assert len(lines) == 1 and ".env" in lines[0] and "line 2 " in lines[0], lines
+        assert "TopSecret" not in out + err
 
 
 @pytest.mark.parametrize(

@@ -371,7 +371,7 @@ async def test_a_single_attempt_is_counted_in_the_singular() -> None:
     async with make_client(closed_port_url(), max_retries=0) as client:
         with pytest.raises(VoiceflowUnavailableError) as caught:
             await client.check()
-    assert str(caught.value).endswith("after 1 attempt")
+    assert "(ConnectError) after 1 attempt: check VOICEFLOW_API_URL" in str(caught.value)
 
 
 @pytest.mark.parametrize("then", ["hangs", "closes"])

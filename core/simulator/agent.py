@@ -289,7 +289,7 @@ class DefaultAgent:
             return [completion(content.label_answer("button", label))]
         if kind == "intent":
             return [completion(content.label_answer("intent", label))]
-        return [text_trace(f"(received a {kind!r} request: {label})")]
+        return [text_trace(f"(received a request of type {kind!r}: {label})")]
 
     def _welcome(self) -> list[TraceDict]:
         message = "Hi! I'm the voiceflow-bridge simulator — café 👋. Ask me anything."

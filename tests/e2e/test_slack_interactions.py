@@ -106,7 +106,7 @@ async def test_link_button_click_sends_its_request_and_shows_the_choice(
     assert link.startswith("vfl:"), link
     await world.click(message, link)
     await world.fake.wait_until(
-        lambda: "(received a 'action' request: Docs)" in world.answer_text(DM, None)
+        lambda: "(received a request of type 'action': Docs)" in world.answer_text(DM, None)
     )
     await world.bot.drain()
     actions = [r.json["action"] for r in world.simulator.requests if r.json and "action" in r.json]
