@@ -99,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--script", type=Path, help="answer with these scripted turns (JSON) instead of the demo"
     )
+    sim.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="misbehave on purpose, e.g. use_crlf, close_after_events=3 (repeatable; "
+        "core/simulator/faults.py lists them)",
+    )
     sub.add_parser("check", help="validate configuration and reach each service")
     return parser
 
@@ -114,6 +123,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _fault(text: str) -> tuple[str, object]:
+    """``--fault``: checked here, so that a typo is argparse's one line, not a traceback."""
+    from core.simulator.faults import parse_fault
+
+    try:
+        return parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(SIMULATOR_VARIABLES if args.command == "simulator" else None)
@@ -123,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
         "run": lambda: _run(settings),
         "chat": lambda: _chat(settings),
-        "simulator": lambda: _simulator(args.host, args.port, args.script),
+        "simulator": lambda: _simulator(args.host, args.port, args.script, dict(args.fault)),
         "check": lambda: _check(settings),
     }
     try:
@@ -238,20 +257,38 @@ def _stop_on_signals() -> None:
     Python's default SIGTERM kills the process where it stands, leaving every answer in
     flight half-written until the next start. Cancelling the running task instead lets each
     bot stop taking new messages, give running turns a grace period to finish, and end the
-    rest as interrupted.
+    rest as interrupted. A second signal cuts the grace short: the answers end as
+    interrupted now. A third exits at once (the next start finalizes what was left).
     """
+    from core.shutdown import hurry
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
+    received = 0
+
+    def stop(sig: signal.Signals) -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            task.cancel()
+        elif received == 2:
+            if hurry():
+                log.warning("%s again: the answers in progress end as interrupted now", sig.name)
+        else:
+            log.warning("%s a third time: exiting at once", sig.name)
+            logging.shutdown()
+            os._exit(128 + sig)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop, sig)
 
 
-async def _simulator(host: str, port: int, script: Path | None) -> int:
+async def _simulator(host: str, port: int, script: Path | None, faults: dict[str, object]) -> int:
     from core.simulator import serve_simulator
 
     try:
-        await serve_simulator(host, port, script)
+        await serve_simulator(host, port, script, faults=faults)
     except OSError as exc:  # the port is taken, the host is not ours: one line
         print(
             f"error: cannot serve the simulator on {host}:{port} ({exc.strerror})", file=sys.stderr

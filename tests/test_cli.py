@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -72,6 +73,13 @@ def environ(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 async def simulator_process(environ: dict[str, str]) -> AsyncIterator[str]:
+    async with serving_simulator(environ) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serving_simulator(environ: dict[str, str], *args: str) -> AsyncIterator[str]:
+    """``vf-bridge simulator --port 0 ARGS`` in a process of its own; yields its URL."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -79,6 +87,7 @@ async def simulator_process(environ: dict[str, str]) -> AsyncIterator[str]:
         "simulator",
         "--port",
         "0",
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=environ,
@@ -118,6 +127,24 @@ async def test_piped_chat_against_a_simulator_process(
     chosen = out.index("You chose **Order coffee**")
     assert welcome < echo < buttons < chosen
     assert "\x1b[" not in out  # piped output is plain
+
+
+async def test_simulator_faults_switch_on_from_the_command_line(environ: dict[str, str]) -> None:
+    """``--fault close_after_events=6``: every stream breaks after 6 events (the short welcome
+    fits), and the chat shows the long answer so far, the interrupted note and Retry — an
+    operator can watch the bridge degrade."""
+    async with serving_simulator(environ, "--fault", "close_after_events=6") as url:
+        code, out, err = await run(["chat"], environ | simulated(url), b"long\n")
+    assert code == 0, err
+    assert out.startswith(WELCOME) and out.count("⚠️ interrupted") == 1, out
+    assert out.index("## A long answer") < out.index("⚠️ interrupted") < out.index("↻ Retry")
+    assert "Traceback" not in err
+
+
+async def test_an_unknown_simulator_fault_is_one_line(environ: dict[str, str]) -> None:
+    code, _, err = await run(["simulator", "--fault", "use_crfl"], environ)
+    lines = err.strip().splitlines()
+    assert code == 2 and "unknown fault 'use_crfl'" in lines[-1] and "use_crlf" in lines[-1]
 
 
 async def test_run_without_platforms_opens_the_chat(

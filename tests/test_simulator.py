@@ -31,6 +31,7 @@ from core.simulator import (
 )
 from core.simulator.agent import chunk_text, collapse_completions, expand_completions
 from core.simulator.content import code_answer, echo_answer, huge_answer, long_answer
+from core.simulator.faults import parse_fault
 from core.simulator.wire import (
     WireFormat,
     encode_comment,
@@ -767,3 +768,33 @@ async def test_serve_simulator_until_cancelled() -> None:
         logger.setLevel(logging.NOTSET)
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("use_crlf", ("use_crlf", True)),
+        ("noise=off", ("noise", False)),
+        ("end_data=legacy", ("end_data", "legacy")),
+        ("close_after_events=3", ("close_after_events", 3)),
+        ("stall_s=1.5", ("stall_s", 1.5)),
+    ],
+)
+def test_a_fault_from_the_command_line_sets_its_field(spec: str, expected: object) -> None:
+    assert parse_fault(spec) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("use_crfl", "unknown fault 'use_crfl'; the faults are: end_data,"),
+        ("pending_statuses=500", "unknown fault"),  # a queue, not a switch
+        ("use_crlf=maybe", "use_crlf is a switch"),
+        ("end_data=json", "end_data must be one of none, empty_object, legacy"),
+        ("close_after_events", "close_after_events needs a whole number"),
+        ("stall_s=-1", "stall_s must not be negative"),
+    ],
+)
+def test_a_bad_fault_says_what_is_wrong(spec: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        parse_fault(spec)

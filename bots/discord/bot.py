@@ -278,11 +278,19 @@ class DiscordBot:
 
     # -- what an operator watches (core/metrics.py) ----------------------------------------
     def on_link(self, shard_id: int, *, up: bool) -> None:
-        """A gateway connection came up (READY or RESUMED) or dropped."""
+        """A gateway connection came up (READY or RESUMED) or dropped: one INFO line per
+        change while running (discord.py's own reconnect lines are below the log level)."""
+        was_down = shard_id in self._down
         if up:
             self._down.discard(shard_id)
         else:
             self._down.add(shard_id)
+        changed = was_down if up else not was_down
+        if changed and self._started and not self._closing:
+            if up:
+                log.info("Discord gateway (shard %d) is back", shard_id)
+            else:
+                log.info("Discord gateway (shard %d) dropped; reconnecting", shard_id)
         self._report_connected()
 
     def _report_connected(self) -> None:

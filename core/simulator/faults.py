@@ -1,21 +1,23 @@
 """Switchable faults of the simulator and the error responses of docs/voiceflow-api.md §6.
 
 All faults are off by default (``noise`` — the debug/path/block/flow traces the real stream
-carries — is on). Tests flip fields between requests; nothing is read at import time.
+carries — is on). Tests flip fields between requests; ``vf-bridge simulator --fault NAME[=VALUE]``
+sets them for the whole run (:func:`parse_fault`); nothing is read at import time.
 """
 
 from __future__ import annotations
 
 import collections
 import time
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
 from core.simulator.wire import EndData, WireFormat, compact_json
 
-__all__ = ["Faults", "error_response"]
+__all__ = ["Faults", "error_response", "parse_fault"]
 
 RATE_LIMIT_PER_MINUTE = 500  # general-runtime's OSS default per Authorization value
 
@@ -63,6 +65,41 @@ class Faults:
             uses_bare_cr=self.use_bare_cr,
             puts_event_first=self.put_event_first,
         )
+
+
+_TRUE, _FALSE = ("", "1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_fault(spec: str) -> tuple[str, object]:
+    """``NAME`` (a switch turned on) or ``NAME=VALUE`` → the :class:`Faults` field and its value.
+
+    Raises ValueError with a one-line reason (an unknown name lists the known ones).
+    """
+    name, _, text = spec.partition("=")
+    hints = typing.get_type_hints(Faults)
+    known = [f.name for f in fields(Faults) if f.name != "pending_statuses"]
+    if name not in known:
+        raise ValueError(f"unknown fault {name!r}; the faults are: {', '.join(known)}")
+    kind = hints[name]
+    text = text.strip().lower() if kind is bool else text.strip()
+    if kind is bool:
+        if text not in _TRUE + _FALSE:
+            raise ValueError(f"{name} is a switch: give no value, or true or false")
+        return name, text in _TRUE
+    choices = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else ()
+    if choices:
+        if text not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}")
+        return name, text
+    number = float if kind is float else int  # the rest are counts (int, int | None) and seconds
+    try:
+        value = number(text)
+    except ValueError:
+        what = "a number" if number is float else "a whole number"
+        raise ValueError(f"{name} needs {what}, e.g. {name}=2") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return name, value
 
 
 _REASONS = {

@@ -365,9 +365,14 @@ async def _parse_turn(
     return action, variables
 
 
-async def serve_simulator(host: str, port: int, script: Path | None) -> None:
-    """Serve the simulator until cancelled (``vf-bridge simulator``)."""
+async def serve_simulator(
+    host: str, port: int, script: Path | None, *, faults: Mapping[str, object] | None = None
+) -> None:
+    """Serve the simulator until cancelled (``vf-bridge simulator``); ``faults``: fields of
+    :class:`Faults` to set for the whole run (``--fault``)."""
     async with Simulator(host=host, port=port, script=script) as simulator:
+        for name, value in (faults or {}).items():
+            setattr(simulator.faults, name, value)
         # The simulator key and project are public constants, not secrets: print them so an
         # operator can point another bridge at this simulator.
         log.info(
@@ -378,4 +383,6 @@ async def serve_simulator(host: str, port: int, script: Path | None) -> None:
             SIMULATOR_API_KEY,
             SIMULATOR_PROJECT_ID,
         )
+        if faults:
+            log.info("faults on: %s", ", ".join(f"{n}={v}" for n, v in faults.items()))
         await asyncio.Event().wait()

@@ -138,7 +138,10 @@ async def test_a_missing_permission_is_one_log_line_and_no_retry_loop(
     assert not any(isinstance(r.exc_info, tuple) for r in caplog.records if r.levelno >= 40)
 
 
-async def test_a_gateway_drop_mid_stream_resumes_and_loses_nothing(world: DiscordWorld) -> None:
+async def test_a_gateway_drop_mid_stream_resumes_and_loses_nothing(
+    world: DiscordWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bots.discord")
     w = world
     await w.dm("medium question")
     await w.fake.wait_until(lambda: any(len(m.edits) >= 1 for m in discord_answer(w, DM)))
@@ -149,6 +152,11 @@ async def test_a_gateway_drop_mid_stream_resumes_and_loses_nothing(world: Discor
     await w.mention("second conversation", channel_id=OTHER)  # events flow after the resume
     await wait_discord(w, OTHER, ANSWERS["second conversation"])
     assert not any(is_hanging(m) for m in discord_answer(w, DM))
+    said = [r.getMessage() for r in caplog.records if "Discord gateway" in r.getMessage()]
+    assert said == [
+        "Discord gateway (shard 0) dropped; reconnecting",
+        "Discord gateway (shard 0) is back",
+    ]
 
 
 async def test_an_answer_whose_final_edit_landed_before_a_kill_stays_complete(

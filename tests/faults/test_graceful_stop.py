@@ -15,7 +15,7 @@ from core.simulator.agent import completion, no_reply, text_trace
 from core.store import open_store
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
-from tests.faults.invariants import ANSWERS, CHECKED, INTERRUPTED, fault, slack_hanging
+from tests.faults.invariants import ANSWERS, CHECKED, INTERRUPTED, fault, fault_agent, slack_hanging
 from tests.faults.processes import (
     DISCORD_DM,
     SLACK_DM,
@@ -118,5 +118,36 @@ async def test_sigterm_during_a_no_reply_turn_ends_its_answer(
         fault("SIGTERM during a no-reply turn (Discord)")
         [answer] = [m for m in fake.channel_messages(DISCORD_DM) if m.edits]
         assert answer.components == []
+        assert_ended(answer.content)
+    await assert_nothing_in_flight(env, "discord")
+
+
+async def test_a_second_sigterm_ends_the_answers_without_waiting_out_the_grace(
+    tmp_path: Path,
+) -> None:
+    """An operator who signals again does not want to wait: the grace period ends there, the
+    answer in flight ends as interrupted (kept, with its note) and the process exits 0."""
+    async with Simulator(token_delay_s=0.2) as very_slow, FakeDiscord() as fake:
+        very_slow.agent = fault_agent()  # the medium answer takes ~30 s: it outlasts the grace
+        env = discord_env(tmp_path, very_slow, fake)
+        async with child(env, tmp_path) as running:
+            await ask_in_discord_dm(fake, QUESTION)
+
+            def streaming() -> bool:
+                return any(len(m.edits) >= 2 for m in fake.channel_messages(DISCORD_DM))
+
+            await fake.wait_until(streaming, STARTUP_S)
+            running.proc.send_signal(signal.SIGTERM)
+            while "answer(s) in progress get" not in "".join(running.output):
+                running.wrote.clear()
+                await asyncio.wait_for(running.wrote.wait(), STARTUP_S)
+            loop = asyncio.get_running_loop()
+            again = loop.time()
+            assert await running.stop(signal.SIGTERM) == 0
+            assert loop.time() - again < SHUTDOWN_GRACE_S / 2  # not the grace's 5 s
+        fault("a second SIGTERM mid-stream (Discord)")
+        [answer] = [m for m in fake.channel_messages(DISCORD_DM) if m.edits]
+        assert answer.components == []
+        assert answer.content.endswith(INTERRUPTED), answer.content[-80:]
         assert_ended(answer.content)
     await assert_nothing_in_flight(env, "discord")
